@@ -1,0 +1,56 @@
+# One command surface for people and CI. `make help` lists the targets.
+SHELL := /bin/bash
+PY := .venv/bin/python
+STACK := python3 deploy/local/stack.py
+PYTEST_ARGS ?=
+
+.PHONY: help install lint format typecheck test test-unit test-integration up down status infra-up schemas bench-assignment bench-aggregator bench-analysis clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+.venv/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip wheel setuptools
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+install: .venv/.installed ## create .venv and install the project with its dev tools
+
+lint: install ## ruff (lint and format check)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install ## apply ruff's formatting and fixes
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+typecheck: install ## mypy (strict for shared/ and services/)
+	$(PY) -m mypy
+
+test: lint typecheck ## ruff, mypy and every test against real Kafka and PostgreSQL (starts and stops them)
+	deploy/local/run-tests.sh $(PYTEST_ARGS)
+
+test-unit: install ## only the unit tests (no services needed)
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+test-integration: install ## only the integration tests
+	deploy/local/run-tests.sh -m integration $(PYTEST_ARGS)
+
+infra-up: install ## start Kafka and PostgreSQL and apply migrations (no services)
+	$(STACK) infra-up
+
+up: install ## start Kafka, PostgreSQL, migrations and every service; writes .stack/env
+	$(STACK) up
+
+down: ## stop everything `make up` started
+	$(STACK) down
+
+status: ## what of the local stack is running
+	$(STACK) status
+
+schemas: install ## regenerate the JSON Schemas of the event contracts
+	$(PY) -m shared.jsonschemas --write
+
+clean: down ## stop the stack and remove its state (.stack)
+	rm -rf .stack

@@ -1,0 +1,1 @@
+"""PostgreSQL helpers: ``pool.create_pool`` and the migration runner ``migrate``."""

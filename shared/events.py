@@ -1,0 +1,175 @@
+"""Event contracts carried over Kafka.
+
+Every model is frozen and carries an explicit ``event_version`` (or
+``config_version``) so that consumers can reject what they do not understand.
+The JSON Schemas in ``schemas/events/`` are generated from these models
+(``python -m shared.jsonschemas``); a test fails when they drift.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "AssignmentConfig",
+    "DeadLetter",
+    "ExecutionEvent",
+    "ExperimentArm",
+    "ExperimentConfig",
+    "ExposureEvent",
+    "SchemaDefinition",
+    "StepResult",
+    "VariantConfig",
+]
+
+EXECUTION_EVENT_VERSION: Literal[1] = 1
+EXPOSURE_EVENT_VERSION: Literal[1] = 1
+CONFIG_VERSION: Literal[1] = 1
+DEAD_LETTER_VERSION: Literal[1] = 1
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StepResult(_Frozen):
+    """Outcome of one workflow step within an execution."""
+
+    name: str = Field(min_length=1, max_length=200)
+    success: bool
+    duration_ms: float = Field(ge=0, le=1e10, allow_inf_nan=False)
+
+
+class ExecutionEvent(_Frozen):
+    """One finished workflow execution, emitted by an orchestrator.
+
+    Keyed by ``execution_id`` on the executions topic; a retried emission of the same
+    execution id is counted once by the aggregator.
+    """
+
+    event_version: Literal[1] = EXECUTION_EVENT_VERSION
+    execution_id: str = Field(min_length=1, max_length=200)
+    schema_id: UUID
+    schema_version: int = Field(ge=1)
+    variant_id: UUID | None = None
+    variant_key: str | None = Field(default=None, max_length=100)
+    experiment_id: UUID | None = None
+    unit_id: str | None = Field(default=None, max_length=200)
+    success: bool
+    duration_ms: float = Field(ge=0, le=1e10, allow_inf_nan=False)
+    risk_score: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    steps: list[StepResult] = Field(default_factory=list, max_length=200)
+    started_at: AwareDatetime
+    completed_at: AwareDatetime
+    assignment_reason: str | None = Field(default=None, max_length=32)
+
+    @model_validator(mode="after")
+    def _completed_after_start(self) -> ExecutionEvent:
+        if self.completed_at < self.started_at:
+            raise ValueError("completed_at is before started_at")
+        return self
+
+
+class ExposureEvent(_Frozen):
+    """A unit was assigned into an experiment (keyed by unit id)."""
+
+    event_version: Literal[1] = EXPOSURE_EVENT_VERSION
+    experiment_id: UUID
+    experiment_key: str
+    variant_id: UUID
+    variant_key: str
+    schema_id: UUID
+    unit_id: str = Field(min_length=1, max_length=200)
+    bucket: float = Field(ge=0, lt=1)
+    exposed_at: AwareDatetime
+    replica: str | None = None
+
+
+class SchemaDefinition(_Frozen):
+    """The content of one schema version."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workflow_steps: list[dict[str, Any]] = Field(default_factory=list)
+    risk_config: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class VariantConfig(_Frozen):
+    """An active variant of a schema as the assignment service needs it."""
+
+    variant_id: UUID
+    variant_key: str
+    variant_name: str = ""
+    base_version: int = Field(ge=1)
+    traffic_allocation: float = Field(ge=0, le=100)
+    status: str = "active"
+    effective_definition: SchemaDefinition
+
+
+class ExperimentArm(_Frozen):
+    variant_id: UUID
+    variant_key: str
+    weight: float = Field(ge=0, le=1, description="Share of the experiment, sums to 1.")
+    is_control: bool = False
+
+
+class ExperimentConfig(_Frozen):
+    """The running experiment of a schema."""
+
+    experiment_id: UUID
+    experiment_key: str
+    seed: str
+    coverage: float = Field(ge=0, le=1)
+    hash_version: Literal[2] = 2
+    arms: list[ExperimentArm] = Field(min_length=2)
+    status: Literal["running"] = "running"
+
+    @model_validator(mode="after")
+    def _weights_sum_to_one(self) -> ExperimentConfig:
+        total = sum(a.weight for a in self.arms)
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"arm weights sum to {total}, not 1")
+        return self
+
+
+class AssignmentConfig(_Frozen):
+    """The complete assignment configuration of one schema (compacted config topic).
+
+    ``revision`` only grows; a consumer ignores a value whose revision is not newer
+    than the one it holds.
+    """
+
+    config_version: Literal[1] = CONFIG_VERSION
+    schema_id: UUID
+    schema_key: str
+    revision: int = Field(ge=1)
+    base_version: int = Field(ge=1)
+    base_definition: SchemaDefinition
+    variants: list[VariantConfig] = Field(default_factory=list)
+    experiment: ExperimentConfig | None = None
+    published_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class DeadLetter(_Frozen):
+    """A record that could not be processed, with its original bytes and the reason."""
+
+    dead_letter_version: Literal[1] = DEAD_LETTER_VERSION
+    source_topic: str
+    partition: int
+    offset: int
+    key_b64: str | None
+    value_b64: str | None
+    reason: str
+    error_code: str
+    service: str
+    failed_at: AwareDatetime
+
+    @staticmethod
+    def encode(raw: bytes | None) -> str | None:
+        return None if raw is None else base64.b64encode(raw).decode("ascii")

@@ -1,0 +1,112 @@
+"""Kafka helpers: topic creation from :mod:`shared.topics`, producer and consumer
+factories with the platform's defaults, and start-up retry with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+from shared.topics import ALL_TOPICS, TopicSpec
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+__all__ = [
+    "ensure_topics",
+    "make_consumer",
+    "make_producer",
+    "retry_start",
+]
+
+
+async def retry_start(
+    start: Callable[[], Awaitable[T]], what: str, attempts: int = 30, backoff_s: float = 0.5
+) -> T:
+    """Call ``start`` until it succeeds, with capped exponential backoff."""
+    delay = backoff_s
+    for attempt in range(1, attempts + 1):
+        try:
+            return await start()
+        except (KafkaConnectionError, KafkaError, OSError) as exc:
+            if attempt == attempts:
+                raise
+            log.warning(
+                "%s not reachable (%s); retry %d/%d in %.1fs", what, exc, attempt, attempts, delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    raise AssertionError("unreachable")
+
+
+async def ensure_topics(
+    bootstrap: str,
+    specs: Iterable[TopicSpec] = ALL_TOPICS,
+    prefix: str = "",
+    partitions: dict[str, int] | None = None,
+) -> list[str]:
+    """Create the topics that do not exist yet; return the names created.
+
+    ``partitions`` overrides a spec's partition count by logical name.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await retry_start(admin.start, "Kafka admin")
+    try:
+        existing = set(await admin.list_topics())
+        new = [
+            NewTopic(
+                name=spec.full_name(prefix),
+                num_partitions=(partitions or {}).get(spec.name, spec.partitions),
+                replication_factor=1,
+                topic_configs=dict(spec.config),
+            )
+            for spec in specs
+            if spec.full_name(prefix) not in existing
+        ]
+        if new:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
+                await admin.create_topics(new)
+        return [t.name for t in new]
+    finally:
+        await admin.close()
+
+
+def make_producer(
+    bootstrap: str, *, transactional_id: str | None = None, **overrides: Any
+) -> AIOKafkaProducer:
+    """An idempotent producer (``acks=all``): retries never duplicate or reorder."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "max_batch_size": 256 * 1024,
+        "request_timeout_ms": 30000,
+    }
+    if transactional_id is not None:
+        options["transactional_id"] = transactional_id
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+def make_consumer(
+    bootstrap: str, *topics: str, group_id: str | None = None, **overrides: Any
+) -> AIOKafkaConsumer:
+    """A consumer reading committed records from the earliest offset, manual commits."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "group_id": group_id,
+        "auto_offset_reset": "earliest",
+        "enable_auto_commit": False,
+        "isolation_level": "read_committed",
+        "session_timeout_ms": 10000,
+        "heartbeat_interval_ms": 1000,
+    }
+    options.update(overrides)
+    return AIOKafkaConsumer(*topics, **options)

@@ -1,0 +1,145 @@
+"""Test harness: real Kafka and PostgreSQL for integration tests.
+
+Services come from ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL`` when set (``make
+test`` starts the local ones and sets them); else from testcontainers when a Docker
+engine answers a ping; else the test fails with a message naming the make target.
+Each test session gets its own database; each test that asks for topics gets its own
+topic prefix, so runs never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from shared.db.migrate import apply_migrations
+from shared.db.pool import create_pool
+from shared.kafka import ensure_topics
+
+HOW_TO = (
+    "no Kafka/PostgreSQL for integration tests: run `make test` (it starts the local "
+    "Kafka and PostgreSQL itself), or `make infra-up && source .stack/env`, or set "
+    "KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL to existing servers"
+)
+
+
+@dataclass
+class Infra:
+    kafka_bootstrap: str
+    admin_database_url: str
+    kafka_version: str
+    origin: str
+
+
+def _docker_engine_available() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        client.ping()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "no engine"
+        return False
+
+
+@pytest.fixture(scope="session")
+def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
+    kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    db = os.environ.get("DATABASE_URL")
+    if kafka and db:
+        yield Infra(kafka, db, os.environ.get("ABFLOW_KAFKA_VERSION", "unknown"), "environment")
+        return
+    if not _docker_engine_available():
+        pytest.fail(HOW_TO, pytrace=False)
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.postgres import PostgresContainer
+
+    kafka_image = "apache/kafka:4.1.1"
+    with (
+        KafkaContainer(kafka_image).with_kraft() as kc,
+        PostgresContainer("postgres:16", driver=None) as pc,
+    ):
+        yield Infra(
+            kc.get_bootstrap_server(), pc.get_connection_url(), kafka_image, "testcontainers"
+        )
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(infra: Infra) -> str:
+    return infra.kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+async def database_url(infra: Infra, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A fresh database for this test session, migrated; dropped at the end."""
+    admin = infra.admin_database_url
+    name = f"abflow_test_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(admin)
+    try:
+        server_version = await conn.fetchval("SHOW server_version")
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = urlunsplit(urlsplit(admin)._replace(path=f"/{name}"))
+    conn = await asyncpg.connect(url)
+    try:
+        await apply_migrations(conn)
+    finally:
+        await conn.close()
+    _report(request, f"PostgreSQL server {server_version} ({infra.origin}); test database {name}")
+    _report(
+        request, f"Kafka broker {infra.kafka_version} at {infra.kafka_bootstrap} ({infra.origin})"
+    )
+    yield url
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def db_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(database_url, min_size=1, max_size=20)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A unique prefix: the test's topics are its own."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+async def topics(kafka_bootstrap: str, topic_prefix: str) -> str:
+    """Create every platform topic under a fresh prefix; return the prefix."""
+    await ensure_topics(kafka_bootstrap, prefix=topic_prefix)
+    return topic_prefix
+
+
+def _report(request: pytest.FixtureRequest, line: str) -> None:
+    lines: list[str] = request.config.stash.setdefault(_VERSIONS, [])
+    if line not in lines:
+        lines.append(line)
+    reporter: Any = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"[infra] {line}")
+
+
+_VERSIONS = pytest.StashKey[list[str]]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    lines = config.stash.get(_VERSIONS, [])
+    if lines:
+        terminalreporter.section("infrastructure used")
+        for line in lines:
+            terminalreporter.write_line(line)
