@@ -623,7 +623,20 @@ def write_env(services: list[Service]) -> None:
 # --------------------------------------------------------------------------- commands
 
 
+def check_prerequisites() -> None:
+    """Fail with one line before anything starts when a tool is missing."""
+    if not shutil.which("java"):
+        raise StackError("java not found: install a JDK 17+ (apt-get install openjdk-17-jre-headless)")
+    has_jars = KAFKA_LIBS.is_dir() and any(KAFKA_LIBS.glob("kafka_2.13-*.jar"))
+    if not has_jars and not shutil.which("mvn"):
+        raise StackError("mvn not found: install Maven (apt-get install maven) to resolve the Kafka jars")
+    pg_bindir()
+    if os.geteuid() == 0 and not shutil.which("runuser"):
+        raise StackError("runuser not found: it is needed to run PostgreSQL as the postgres user")
+
+
 def cmd_infra_up(args: argparse.Namespace) -> None:
+    check_prerequisites()
     started: list[str] = []
     if not (pg_running() and port_open(PG_PORT)):
         started.append("postgres")
@@ -649,6 +662,7 @@ def cmd_stop_listed(args: argparse.Namespace) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> None:
+    check_prerequisites()
     start_postgres()
     start_kafka()
     apply_migrations()
@@ -704,6 +718,9 @@ def main() -> int:
         args.func(args)
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:
         return 130
