@@ -23,7 +23,13 @@ from typing import Any, Protocol, runtime_checkable
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import PlatformError
@@ -58,7 +64,10 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, registry: CollectorRegistry, service: str) -> None:
         self.app = app
         self.requests = Counter(
-            "http_requests_total", "HTTP requests", ["service", "method", "route", "status"], registry=registry
+            "http_requests_total",
+            "HTTP requests",
+            ["service", "method", "route", "status"],
+            registry=registry,
         )
         self.latency = Histogram(
             "http_request_duration_seconds",
@@ -137,13 +146,18 @@ def create_service_app(
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            {
+                "loc": list(e.get("loc", ())),
+                "msg": str(e.get("msg", "")),
+                "type": str(e.get("type", "")),
+            }
             for e in exc.errors()
         ]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         field = ".".join(str(p) for p in first["loc"][1:]) or "body"
         return JSONResponse(
-            error_body("validation_failed", f"{field}: {first['msg']}", detail=errors), status_code=422
+            error_body("validation_failed", f"{field}: {first['msg']}", detail=errors),
+            status_code=422,
         )
 
     @app.exception_handler(Exception)

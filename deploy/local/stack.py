@@ -626,10 +626,14 @@ def write_env(services: list[Service]) -> None:
 def check_prerequisites() -> None:
     """Fail with one line before anything starts when a tool is missing."""
     if not shutil.which("java"):
-        raise StackError("java not found: install a JDK 17+ (apt-get install openjdk-17-jre-headless)")
+        raise StackError(
+            "java not found: install a JDK 17+ (apt-get install openjdk-17-jre-headless)"
+        )
     has_jars = KAFKA_LIBS.is_dir() and any(KAFKA_LIBS.glob("kafka_2.13-*.jar"))
     if not has_jars and not shutil.which("mvn"):
-        raise StackError("mvn not found: install Maven (apt-get install maven) to resolve the Kafka jars")
+        raise StackError(
+            "mvn not found: install Maven (apt-get install maven) to resolve the Kafka jars"
+        )
     pg_bindir()
     if os.geteuid() == 0 and not shutil.which("runuser"):
         raise StackError("runuser not found: it is needed to run PostgreSQL as the postgres user")
