@@ -131,7 +131,7 @@ def create_service_app(
             for comp in reversed(started):
                 try:
                     await comp.stop()
-                except Exception:  # noqa: BLE001 - stop the others whatever happens
+                except Exception:  # stop the others whatever happens
                     log.exception("stopping %s failed", comp.name)
 
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
