@@ -1,0 +1,102 @@
+"""The console's pages: an HTML shell per page (data comes from the APIs in the browser)
+and ``/console/config.json`` (what the shell embeds: API base URL, links, refresh)."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from string import Template
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+
+from services.console.settings import ConsoleSettings
+
+__all__ = ["PAGES", "STATIC_DIR", "browser_config", "render_page", "router"]
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+TEMPLATE = HERE / "templates" / "page.html"
+PREFIX = "/console"
+STATIC_URL = f"{PREFIX}/static"
+
+Page = Literal["experiments", "performance"]
+PAGES: dict[Page, str] = {"experiments": "Experiments", "performance": "Performance dashboard"}
+
+router = APIRouter(tags=["console"])
+
+
+@cache
+def _template() -> Template:
+    return Template(TEMPLATE.read_text(encoding="utf-8"))
+
+
+def browser_config(settings: ConsoleSettings) -> dict[str, Any]:
+    """What the browser needs: where the APIs are, the links, the refresh period."""
+    return {
+        "apiBaseUrl": settings.console_api_base_url,
+        "actor": settings.console_actor,
+        "refreshSeconds": settings.console_refresh_seconds,
+        "links": {
+            "grafana": settings.console_grafana_url,
+            "prometheus": settings.console_prometheus_url,
+            "docs": settings.console_docs_url,
+        },
+    }
+
+
+def _script_json(value: Any) -> str:
+    """JSON safe inside a <script> element (no ``</script>``, no HTML comment openers)."""
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def render_page(page: Page, settings: ConsoleSettings) -> str:
+    current = {name: 'aria-current="page"' if name == page else "" for name in PAGES}
+    return _template().substitute(
+        title=PAGES[page],
+        page=page,
+        static=STATIC_URL,
+        config=_script_json(browser_config(settings)),
+        experiments_current=current["experiments"],
+        performance_current=current["performance"],
+    )
+
+
+def _settings(request: Request) -> ConsoleSettings:
+    settings: ConsoleSettings = request.app.state.settings
+    return settings
+
+
+def _html(page: Page, request: Request) -> HTMLResponse:
+    return HTMLResponse(
+        render_page(page, _settings(request)), headers={"Cache-Control": "no-cache"}
+    )
+
+
+@router.get("/", include_in_schema=False)
+async def root() -> RedirectResponse:
+    return RedirectResponse(f"{PREFIX}/experiments", status_code=302)
+
+
+@router.get(PREFIX, include_in_schema=False)
+@router.get(f"{PREFIX}/", include_in_schema=False)
+async def console_root() -> RedirectResponse:
+    return RedirectResponse(f"{PREFIX}/experiments", status_code=302)
+
+
+@router.get(f"{PREFIX}/experiments", response_class=HTMLResponse, summary="Experiments page")
+async def experiments_page(request: Request) -> HTMLResponse:
+    return _html("experiments", request)
+
+
+@router.get(f"{PREFIX}/performance", response_class=HTMLResponse, summary="Performance dashboard")
+async def performance_page(request: Request) -> HTMLResponse:
+    return _html("performance", request)
+
+
+@router.get(f"{PREFIX}/config.json", summary="The configuration the pages run with")
+async def config(request: Request) -> JSONResponse:
+    return JSONResponse(browser_config(_settings(request)))
