@@ -4,7 +4,7 @@ PY := .venv/bin/python
 STACK := python3 deploy/local/stack.py
 PYTEST_ARGS ?=
 
-.PHONY: help install lint format typecheck test test-unit test-integration up down status infra-up schemas bench-assignment bench-aggregator bench-analysis clean
+.PHONY: help install lint format typecheck test test-unit test-integration test-browser test-monitoring up down status infra-up demo schemas dashboards bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -37,11 +37,20 @@ test-unit: install ## only the unit tests (no services needed)
 test-integration: install ## only the integration tests
 	deploy/local/run-tests.sh -m integration $(PYTEST_ARGS)
 
+test-browser: install ## browser tests of the console (needs `make up && make demo`)
+	set -a && source .stack/env && set +a && $(PY) -m pytest tests/browser $(PYTEST_ARGS)
+
+test-monitoring: install ## Prometheus scrapes the stack, every Grafana query answers (needs `make up && make demo`)
+	set -a && source .stack/env && set +a && $(PY) -m pytest tests/integration/monitoring $(PYTEST_ARGS)
+
 infra-up: install ## start Kafka and PostgreSQL and apply migrations (no services)
 	$(STACK) infra-up
 
 up: install ## start Kafka, PostgreSQL, migrations and every service; writes .stack/env
 	$(STACK) up
+
+demo: up ## start the stack, run a simulated experiment (~20,000 executions) and print the report
+	set -a && source .stack/env && set +a && $(PY) -m deploy.demo $(DEMO_ARGS)
 
 down: ## stop everything `make up` started
 	$(STACK) down
@@ -51,6 +60,13 @@ status: ## what of the local stack is running
 
 schemas: install ## regenerate the JSON Schemas of the event contracts
 	$(PY) -m shared.jsonschemas --write
+
+dashboards: ## regenerate the Grafana dashboards and the local Prometheus configuration
+	python3 deploy/grafana/build_dashboards.py
+	python3 deploy/prometheus/render_local.py
+
+bench: install ## run every benchmark (each prints one JSON object on its last line)
+	set -a && source .stack/env && set +a && for b in bench/assignment.py bench/aggregator.py bench/analysis.py; do $(PY) $$b || exit 1; done
 
 clean: down ## stop the stack and remove its state (.stack)
 	rm -rf .stack

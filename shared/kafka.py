@@ -110,3 +110,21 @@ def make_consumer(
     }
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)
+
+
+def main() -> int:
+    """``python -m shared.kafka``: create the platform topics (``make up`` runs it)."""
+    import os
+    import sys
+
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        sys.stderr.write("error: set KAFKA_BOOTSTRAP_SERVERS\n")
+        return 2
+    created = asyncio.run(ensure_topics(bootstrap, prefix=os.environ.get("TOPIC_PREFIX", "")))
+    sys.stdout.write(f"topics: {len(created)} created, {len(ALL_TOPICS) - len(created)} already in place\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

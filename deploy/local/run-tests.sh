@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs the test suite against real Kafka and PostgreSQL.
-# - KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL set: use those servers, start nothing.
-# - otherwise: start the local Kafka and PostgreSQL that are not running yet, run the
+# Runs the test suite against real Kafka and PostgreSQL and the running services.
+# - KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL set: use those servers, start nothing
+#   (the end-to-end, browser and monitoring tests then need GATEWAY_URL and the other
+#   *_URL variables of a running stack, e.g. from `make up && source .stack/env`).
+# - otherwise: start what is not running yet (`stack.py up`: Kafka, PostgreSQL, every
+#   service, the gateway), seed a small demo experiment for the browser tests, run the
 #   tests, and stop exactly what this script started, even when the tests fail.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,7 +19,18 @@ mkdir -p .stack
 started=.stack/started-by-tests
 cleanup() { python3 deploy/local/stack.py stop-listed "$started"; }
 trap cleanup EXIT INT TERM
-python3 deploy/local/stack.py infra-up --started-file "$started" || exit 2
+python3 deploy/local/stack.py up --started-file "$started" || exit 2
 # shellcheck disable=SC1091
 source .stack/env
+seeded=0
+if [[ -f deploy/demo/__main__.py ]]; then
+  echo "[test] seeding a small demo experiment for the browser and monitoring tests"
+  "$PY" -m deploy.demo --executions "${ABFLOW_TEST_DEMO_EXECUTIONS:-2000}" || seeded=$?
+fi
 "$PY" -m pytest "$@"
+rc=$?
+if ((seeded != 0)); then
+  echo "[test] the demo seeding step failed (exit $seeded)" >&2
+  ((rc == 0)) && rc=1
+fi
+exit $rc

@@ -519,32 +519,47 @@ def _uvicorn(app: str, port: int) -> list[str]:
     ]
 
 
+def _port(name: str, default: int) -> int:
+    return int(os.environ.get(f"ABFLOW_{name.upper()}_PORT", str(default)))
+
+
 SERVICES: list[Service] = [
     Service(
         "assignment",
         "services.assignment",
-        _uvicorn(
-            "services.assignment.main:app", int(os.environ.get("ABFLOW_ASSIGNMENT_PORT", "18001"))
-        ),
-        int(os.environ.get("ABFLOW_ASSIGNMENT_PORT", "18001")),
+        _uvicorn("services.assignment.main:app", _port("assignment", 18001)),
+        _port("assignment", 18001),
         "ASSIGNMENT_URL",
+        health_path="/health/ready",
     ),
     Service(
         "analysis",
         "services.analysis",
-        _uvicorn(
-            "services.analysis.main:app", int(os.environ.get("ABFLOW_ANALYSIS_PORT", "18002"))
-        ),
-        int(os.environ.get("ABFLOW_ANALYSIS_PORT", "18002")),
+        _uvicorn("services.analysis.main:app", _port("analysis", 18002)),
+        _port("analysis", 18002),
         "ANALYSIS_URL",
     ),
     Service(
         "aggregator",
         "services.aggregator",
         [str(VENV_PY), "-m", "services.aggregator.main"],
-        int(os.environ.get("ABFLOW_AGGREGATOR_PORT", "18003")),
+        _port("aggregator", 18003),
         "AGGREGATOR_URL",
-        extra_env={"AGGREGATOR_WEB_PORT": os.environ.get("ABFLOW_AGGREGATOR_PORT", "18003")},
+        extra_env={"AGGREGATOR_WEB_PORT": str(_port("aggregator", 18003))},
+    ),
+    Service(
+        "console",
+        "services.console",
+        _uvicorn("services.console.main:app", _port("console", 18004)),
+        _port("console", 18004),
+        "CONSOLE_URL",
+    ),
+    Service(
+        "gateway",
+        "deploy.gateway",
+        [str(ROOT / "deploy" / "gateway" / "run.sh")],
+        _port("gateway", 18080),
+        "GATEWAY_URL",
     ),
 ]
 
@@ -606,6 +621,18 @@ def apply_migrations() -> None:
         raise StackError(out.splitlines()[-1] if out else "migrations failed")
     for line in out.splitlines():
         log(line)
+    res = subprocess.run(
+        [str(VENV_PY), "-m", "shared.kafka"],
+        env={**os.environ, **infra_env(), "PYTHONPATH": str(ROOT)},
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    out = (res.stdout + res.stderr).strip()
+    if res.returncode != 0:
+        raise StackError(out.splitlines()[-1] if out else "topic creation failed")
+    log(out.splitlines()[-1] if out else "topics ready")
 
 
 def write_env(services: list[Service]) -> None:
@@ -639,7 +666,8 @@ def check_prerequisites() -> None:
         raise StackError("runuser not found: it is needed to run PostgreSQL as the postgres user")
 
 
-def cmd_infra_up(args: argparse.Namespace) -> None:
+def _start_infra() -> list[str]:
+    """Start PostgreSQL and Kafka where not running; return the names started."""
     check_prerequisites()
     started: list[str] = []
     if not (pg_running() and port_open(PG_PORT)):
@@ -648,32 +676,46 @@ def cmd_infra_up(args: argparse.Namespace) -> None:
     if not (read_pid("kafka") and port_open(KAFKA_PORT)):
         started.append("kafka")
     start_kafka()
-    if args.started_file:
-        Path(args.started_file).write_text("\n".join(started) + "\n")
+    return started
+
+
+def _record(path: str | None, names: list[str]) -> None:
+    if path:
+        Path(path).write_text("\n".join(names) + "\n")
+
+
+def cmd_infra_up(args: argparse.Namespace) -> None:
+    started = _start_infra()
+    _record(args.started_file, started)
     apply_migrations()
     write_env([])
 
 
+def cmd_up(args: argparse.Namespace) -> None:
+    started = _start_infra()
+    _record(args.started_file, started)
+    apply_migrations()
+    services = [s for s in SERVICES if s.exists() and (not args.only or s.name in args.only)]
+    for svc in services:
+        if not (read_pid(svc.name) and http_ok(svc.url + svc.health_path)):
+            started.append(svc.name)
+            _record(args.started_file, started)
+        start_service(svc)
+    write_env(services)
+
+
 def cmd_stop_listed(args: argparse.Namespace) -> None:
-    """Stop the components named in a file written by `infra-up --started-file`."""
+    """Stop the components named in a file written by `up/infra-up --started-file`."""
     path = Path(args.started_file)
     names = path.read_text().split() if path.exists() else []
+    for svc in reversed(SERVICES):
+        if svc.name in names:
+            stop_pid(svc.name)
     if "kafka" in names:
         stop_pid("kafka", timeout=40)
     if "postgres" in names:
         stop_postgres()
     path.unlink(missing_ok=True)
-
-
-def cmd_up(args: argparse.Namespace) -> None:
-    check_prerequisites()
-    start_postgres()
-    start_kafka()
-    apply_migrations()
-    started = [s for s in SERVICES if s.exists() and (not args.only or s.name in args.only)]
-    for svc in started:
-        start_service(svc)
-    write_env(started)
 
 
 def cmd_down(_: argparse.Namespace) -> None:
@@ -705,6 +747,9 @@ def main() -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="start Kafka, PostgreSQL, migrations and every service")
     up.add_argument("--only", nargs="*", default=None, help="start only these services")
+    up.add_argument(
+        "--started-file", default=None, help="write the names of what this call started"
+    )
     up.set_defaults(func=cmd_up)
     infra = sub.add_parser("infra-up", help="start Kafka and PostgreSQL and apply migrations")
     infra.add_argument(
