@@ -77,6 +77,8 @@ class MetricsMiddleware:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         )
         self.service = service
+        # label children by (method, route, status): one dict lookup per request
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -96,9 +98,16 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "GET")
-            self.requests.labels(self.service, method, path, str(status)).inc()
-            self.latency.labels(self.service, method, path).observe(time.perf_counter() - start)
+            key = (scope.get("method", "GET"), path, status)
+            children = self._children.get(key)
+            if children is None:
+                children = (
+                    self.requests.labels(self.service, key[0], path, str(status)),
+                    self.latency.labels(self.service, key[0], path),
+                )
+                self._children[key] = children
+            children[0].inc()
+            children[1].observe(time.perf_counter() - start)
 
 
 def create_service_app(
