@@ -71,22 +71,23 @@ async def _wait_healthy(http: httpx.AsyncClient, urls: Sequence[str], timeout: f
             await asyncio.sleep(0.5)
 
 
-async def _wait_assignable(client: AbflowClient, s: DemoScenario, timeout: float) -> float:
+async def _wait_assignable(
+    client: AbflowClient, s: DemoScenario, probe_unit: str, timeout: float
+) -> float:
     """Until the assignment service serves the new experiment (its config travels
-    through the outbox and the config topic); returns the seconds waited."""
+    through the outbox and the config topic); returns the seconds waited. The probe is
+    a unit the simulation runs anyway, so it adds no exposure without an execution."""
     t0 = time.monotonic()
     last = "no answer yet"
-    i = 0
     while time.monotonic() - t0 < timeout:
         client.clear_cache()
         try:
-            a = await client.assign(s.schema_key, f"demo-probe-{i}")
+            a = await client.assign(s.schema_key, probe_unit)
             if a.in_experiment and str(a.experiment_id) == s.experiment_id:
                 return time.monotonic() - t0
             last = f"answer {a.reason!r}, experiment {a.experiment_id}"
         except AbflowClientError as exc:
             last = str(exc)
-        i += 1
         await asyncio.sleep(0.25)
     raise ScenarioError(f"the assignment service does not serve the experiment yet ({last})")
 
@@ -224,8 +225,16 @@ async def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         schema_version=s.schema_version,
         definition=AssignedConfig.model_validate(BASE_DEFINITION),
     )
+    sim_config = SimulationConfig(
+        schema=s.schema_key,
+        executions=args.executions,
+        rate=args.rate,
+        concurrency=args.concurrency,
+        seed=args.seed,
+        unit_prefix=f"demo-{s.suffix}",
+    )
     async with AbflowClient(control_base, cache_ttl=0, learn_fallbacks=False) as probe_client:
-        waited = await _wait_assignable(probe_client, s, args.start_timeout)
+        waited = await _wait_assignable(probe_client, s, sim_config.unit_id(0), args.start_timeout)
     say(f"the assignment service serves the experiment (after {waited:.1f} s)")
 
     say(f"simulating {args.executions:,} executions (seed {args.seed})")
@@ -238,14 +247,7 @@ async def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     ) as client:
         result = await run_simulation(
             client,
-            SimulationConfig(
-                schema=s.schema_key,
-                executions=args.executions,
-                rate=args.rate,
-                concurrency=args.concurrency,
-                seed=args.seed,
-                unit_prefix=f"demo-{s.suffix}",
-            ),
+            sim_config,
             behaviours,
             progress=ProgressBar(args.executions, "simulate"),
         )
