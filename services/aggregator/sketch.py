@@ -1,0 +1,227 @@
+"""Mergeable quantile sketch of execution durations (DDSketch, 1% relative accuracy).
+
+:class:`DurationSketch` keeps the bins of a :class:`ddsketch.DDSketch` with the same
+:class:`~ddsketch.mapping.LogarithmicMapping`, as a plain ``{key: count}`` dict: adding a
+value is one key computation and one dict increment, and one key can feed several
+sketches (an execution updates its version row and its experiment row). Quantiles are
+computed exactly as ``DDSketch.get_quantile_value`` does, and :meth:`to_ddsketch` gives a
+real ``DDSketch`` for any other use. Every quantile ``q`` returned satisfies the
+DDSketch guarantee: ``|q - x| <= 0.01 * x`` for the value ``x`` of rank
+``floor(q * (n - 1))`` among the values added.
+
+Serialized form (``duration_sketch bytea``), format 1, little-endian, sparse::
+
+    b"DS" | u8 format=1 | f64 relative_accuracy | f64 zero_count | u32 n
+          | n * i32 keys (ascending) | n * f64 counts
+
+(key ``k`` stands for the values in ``(gamma^(k-1), gamma^k]``, gamma = 1.01/0.99).
+
+Only non-negative values are supported (durations); zero and values below the mapping's
+smallest positive value count in ``zero_count``.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from array import array
+from collections.abc import Iterable
+from typing import Any
+
+from ddsketch import DDSketch
+from ddsketch.ddsketch import BaseDDSketch
+from ddsketch.mapping import LogarithmicMapping
+from ddsketch.store import DenseStore
+
+__all__ = [
+    "RELATIVE_ACCURACY",
+    "DurationSketch",
+    "decode_sketch",
+    "encode_sketch",
+    "merge_sketches",
+    "sketch_key",
+]
+
+RELATIVE_ACCURACY = 0.01
+_MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
+_MIN_POSITIVE: float = _MAPPING.min_possible
+_HEADER = struct.Struct("<2sBddI")
+_MAGIC = b"DS"
+_FORMAT = 1
+
+sketch_key = _MAPPING.key
+"""The bin key of a positive value (``LogarithmicMapping.key`` of DDSketch at 1%)."""
+
+
+class DurationSketch:
+    """Bins of a DDSketch: ``bins[key] = count`` plus the count of zeros."""
+
+    __slots__ = ("bins", "zero_count")
+
+    def __init__(self, bins: dict[int, float] | None = None, zero_count: float = 0.0) -> None:
+        self.bins: dict[int, float] = bins if bins is not None else {}
+        self.zero_count = zero_count
+
+    # ------------------------------------------------------------------ building
+    def add(self, value: float) -> None:
+        if value > _MIN_POSITIVE:
+            key = sketch_key(value)
+            bins = self.bins
+            bins[key] = bins.get(key, 0.0) + 1.0
+        elif value >= 0:
+            self.zero_count += 1.0
+        else:
+            raise ValueError(f"negative duration {value!r}")
+
+    def add_key(self, key: int | None) -> None:
+        """Add a value whose key was computed by :func:`key_of` (``None`` = zero)."""
+        if key is None:
+            self.zero_count += 1.0
+        else:
+            bins = self.bins
+            bins[key] = bins.get(key, 0.0) + 1.0
+
+    def merge(self, other: DurationSketch) -> None:
+        bins = self.bins
+        for key, count in other.bins.items():
+            bins[key] = bins.get(key, 0.0) + count
+        self.zero_count += other.zero_count
+
+    def copy(self) -> DurationSketch:
+        return DurationSketch(dict(self.bins), self.zero_count)
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def count(self) -> float:
+        return self.zero_count + sum(self.bins.values())
+
+    def quantile(self, q: float) -> float | None:
+        """``DDSketch.get_quantile_value(q)`` of the same values (None when empty)."""
+        count = self.count
+        if q < 0 or q > 1 or count == 0:
+            return None
+        rank = q * (count - 1)
+        if rank < self.zero_count:
+            return 0.0
+        rank -= self.zero_count
+        running = 0.0
+        for key in sorted(self.bins):
+            running += self.bins[key]
+            if running > rank:
+                return float(_MAPPING.value(key))
+        return float(_MAPPING.value(max(self.bins)))  # pragma: no cover - rounding guard
+
+    def quantiles(self, qs: Iterable[float]) -> list[float | None]:
+        """Several quantiles with one sort of the bins."""
+        wanted = list(qs)
+        count = self.count
+        if count == 0:
+            return [None for _ in wanted]
+        keys = sorted(self.bins)
+        out: list[float | None] = []
+        for q in wanted:
+            if q < 0 or q > 1:
+                out.append(None)
+                continue
+            rank = q * (count - 1)
+            if rank < self.zero_count:
+                out.append(0.0)
+                continue
+            rank -= self.zero_count
+            running = 0.0
+            value: float | None = None
+            for key in keys:
+                running += self.bins[key]
+                if running > rank:
+                    value = float(_MAPPING.value(key))
+                    break
+            out.append(value if value is not None else float(_MAPPING.value(keys[-1])))
+        return out
+
+    def to_ddsketch(self) -> BaseDDSketch:
+        """A ``ddsketch`` sketch with these bins (count and quantiles; not sum/min/max)."""
+        store = DenseStore()
+        for key, count in self.bins.items():
+            store.add(key, count)
+        return BaseDDSketch(
+            mapping=LogarithmicMapping(RELATIVE_ACCURACY),
+            store=store,
+            negative_store=DenseStore(),
+            zero_count=self.zero_count,
+        )
+
+    @classmethod
+    def from_ddsketch(cls, sketch: DDSketch | BaseDDSketch) -> DurationSketch:
+        """Bins of a ``ddsketch`` sketch built with 1% relative accuracy."""
+        probe: Any = sketch
+        mapping = probe._mapping
+        if mapping.gamma != _MAPPING.gamma or type(mapping) is not LogarithmicMapping:
+            raise ValueError("only LogarithmicMapping sketches at 1% relative accuracy merge here")
+        if probe._negative_store.count:
+            raise ValueError("negative values are not durations")
+        store = probe._store
+        bins = {
+            store.offset + i: float(c)
+            for i, c in enumerate(store.bins)
+            if c  # dense store layout
+        }
+        return cls(bins, float(probe._zero_count))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DurationSketch):
+            return NotImplemented
+        return self.zero_count == other.zero_count and {
+            k: v for k, v in self.bins.items() if v
+        } == {k: v for k, v in other.bins.items() if v}
+
+    def __repr__(self) -> str:
+        return f"DurationSketch(count={self.count}, bins={len(self.bins)})"
+
+
+def key_of(value: float) -> int | None:
+    """The bin key of a non-negative duration (``None`` for the zero bin)."""
+    return sketch_key(value) if value > _MIN_POSITIVE else None
+
+
+def encode_sketch(sketch: DurationSketch) -> bytes:
+    keys = sorted(k for k, v in sketch.bins.items() if v)
+    karr = array("i", keys)
+    carr = array("d", [sketch.bins[k] for k in keys])
+    if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
+        karr.byteswap()
+        carr.byteswap()
+    head = _HEADER.pack(_MAGIC, _FORMAT, RELATIVE_ACCURACY, sketch.zero_count, len(keys))
+    return head + karr.tobytes() + carr.tobytes()
+
+
+def decode_sketch(data: bytes | bytearray | memoryview | None) -> DurationSketch:
+    """The sketch stored in ``duration_sketch`` (an empty one for NULL)."""
+    if data is None:
+        return DurationSketch()
+    raw = bytes(data)
+    if len(raw) < _HEADER.size:
+        raise ValueError("truncated duration sketch")
+    magic, fmt, accuracy, zero_count, n = _HEADER.unpack_from(raw)
+    if magic != _MAGIC or fmt != _FORMAT:
+        raise ValueError("not a duration sketch (bad magic or format)")
+    if accuracy != RELATIVE_ACCURACY:
+        raise ValueError(f"sketch relative accuracy {accuracy} != {RELATIVE_ACCURACY}")
+    if len(raw) != _HEADER.size + 12 * n:
+        raise ValueError("truncated duration sketch")
+    karr = array("i")
+    karr.frombytes(raw[_HEADER.size : _HEADER.size + 4 * n])
+    carr = array("d")
+    carr.frombytes(raw[_HEADER.size + 4 * n :])
+    if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
+        karr.byteswap()
+        carr.byteswap()
+    return DurationSketch(dict(zip(karr, carr, strict=True)), zero_count)
+
+
+def merge_sketches(blobs: Iterable[bytes | None]) -> DurationSketch:
+    """Merge stored sketches (e.g. every hour and partition of a range)."""
+    out = DurationSketch()
+    for blob in blobs:
+        if blob is not None:
+            out.merge(decode_sketch(blob))
+    return out
