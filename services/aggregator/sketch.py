@@ -9,12 +9,7 @@ real ``DDSketch`` for any other use. Every quantile ``q`` returned satisfies the
 DDSketch guarantee: ``|q - x| <= 0.01 * x`` for the value ``x`` of rank
 ``floor(q * (n - 1))`` among the values added.
 
-Serialized form (``duration_sketch bytea``), format 1, little-endian, sparse::
-
-    b"DS" | u8 format=1 | f64 relative_accuracy | f64 zero_count | u32 n
-          | n * i32 keys (ascending) | n * f64 counts
-
-(key ``k`` stands for the values in ``(gamma^(k-1), gamma^k]``, gamma = 1.01/0.99).
+Serialized form (``duration_sketch bytea``): :mod:`shared.sketch_format`.
 
 Only non-negative values are supported (durations); zero and values below the mapping's
 smallest positive value count in ``zero_count``.
@@ -22,9 +17,6 @@ smallest positive value count in ``zero_count``.
 
 from __future__ import annotations
 
-import struct
-import sys
-from array import array
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,6 +24,8 @@ from ddsketch import DDSketch
 from ddsketch.ddsketch import BaseDDSketch
 from ddsketch.mapping import LogarithmicMapping
 from ddsketch.store import DenseStore
+
+from shared import sketch_format
 
 __all__ = [
     "RELATIVE_ACCURACY",
@@ -42,12 +36,9 @@ __all__ = [
     "sketch_key",
 ]
 
-RELATIVE_ACCURACY = 0.01
-_MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
+RELATIVE_ACCURACY = sketch_format.RELATIVE_ACCURACY
+_MAPPING = sketch_format.MAPPING
 _MIN_POSITIVE: float = _MAPPING.min_possible
-_HEADER = struct.Struct("<2sBddI")
-_MAGIC = b"DS"
-_FORMAT = 1
 
 sketch_key = _MAPPING.key
 """The bin key of a positive value (``LogarithmicMapping.key`` of DDSketch at 1%)."""
@@ -185,37 +176,15 @@ def key_of(value: float) -> int | None:
 
 def encode_sketch(sketch: DurationSketch) -> bytes:
     keys = sorted(k for k, v in sketch.bins.items() if v)
-    karr = array("i", keys)
-    carr = array("d", [sketch.bins[k] for k in keys])
-    if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
-        karr.byteswap()
-        carr.byteswap()
-    head = _HEADER.pack(_MAGIC, _FORMAT, RELATIVE_ACCURACY, sketch.zero_count, len(keys))
-    return head + karr.tobytes() + carr.tobytes()
+    return sketch_format.encode(keys, [sketch.bins[k] for k in keys], sketch.zero_count)
 
 
 def decode_sketch(data: bytes | bytearray | memoryview | None) -> DurationSketch:
     """The sketch stored in ``duration_sketch`` (an empty one for NULL)."""
     if data is None:
         return DurationSketch()
-    raw = bytes(data)
-    if len(raw) < _HEADER.size:
-        raise ValueError("truncated duration sketch")
-    magic, fmt, accuracy, zero_count, n = _HEADER.unpack_from(raw)
-    if magic != _MAGIC or fmt != _FORMAT:
-        raise ValueError("not a duration sketch (bad magic or format)")
-    if accuracy != RELATIVE_ACCURACY:
-        raise ValueError(f"sketch relative accuracy {accuracy} != {RELATIVE_ACCURACY}")
-    if len(raw) != _HEADER.size + 12 * n:
-        raise ValueError("truncated duration sketch")
-    karr = array("i")
-    karr.frombytes(raw[_HEADER.size : _HEADER.size + 4 * n])
-    carr = array("d")
-    carr.frombytes(raw[_HEADER.size + 4 * n :])
-    if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
-        karr.byteswap()
-        carr.byteswap()
-    return DurationSketch(dict(zip(karr, carr, strict=True)), zero_count)
+    keys, counts, zero_count = sketch_format.decode(data)
+    return DurationSketch(dict(zip(keys.tolist(), counts.tolist(), strict=True)), zero_count)
 
 
 def merge_sketches(blobs: Iterable[bytes | None]) -> DurationSketch:

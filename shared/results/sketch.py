@@ -1,14 +1,7 @@
 """Reader of the duration sketches stored in ``duration_sketch`` (merge + quantiles).
 
-The aggregator (``services/aggregator/sketch.py``) writes the bins of a DDSketch with a
-:class:`ddsketch.mapping.LogarithmicMapping` at 1% relative accuracy in its own compact
-format 1 (little-endian, sparse, uncompressed)::
-
-    b"DS" | u8 format=1 | f64 relative_accuracy | f64 zero_count | u32 n
-          | n * i32 keys (ascending) | n * f64 counts
-
-This module only reads that format (the shared package must not import a service);
-``tests/unit/analysis/test_analysis_sketch.py`` checks it against the aggregator's encoder.
+The aggregator (``services/aggregator/sketch.py``) writes the bins of a DDSketch in the
+format of :mod:`shared.sketch_format`; this module merges many of them with numpy.
 Merging adds the bin counts of every hour and partition of a period (exact: DDSketch
 bins are additive), and quantiles are computed exactly as
 ``DDSketch.get_quantile_value``: the value of the first bin whose cumulative count
@@ -18,23 +11,15 @@ rank among the executions.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from ddsketch.mapping import LogarithmicMapping
+
+from shared.sketch_format import MAPPING, RELATIVE_ACCURACY, SketchFormatError, decode
 
 __all__ = ["RELATIVE_ACCURACY", "MergedSketch", "SketchFormatError", "decode", "merge"]
 
-RELATIVE_ACCURACY = 0.01
-_MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
-_HEADER = struct.Struct("<2sBddI")
-_MAGIC = b"DS"
-_FORMAT = 1
-
-
-class SketchFormatError(ValueError):
-    """A stored sketch is not in the expected format (bad magic, version or accuracy)."""
+_MAPPING = MAPPING
 
 
 class MergedSketch:
@@ -72,23 +57,6 @@ class MergedSketch:
             idx = min(idx, len(cum) - 1)
             out.append(float(_MAPPING.value(self.lo + idx)))
         return out
-
-
-def decode(blob: bytes) -> tuple[np.ndarray, np.ndarray, float]:
-    """(keys, counts, zero_count) of one stored sketch."""
-    try:
-        magic, fmt, accuracy, zero_count, n = _HEADER.unpack_from(blob)
-    except struct.error as exc:
-        raise SketchFormatError(f"unreadable duration sketch: {exc}") from exc
-    if magic != _MAGIC or fmt != _FORMAT:
-        raise SketchFormatError("not a duration sketch (bad magic or format)")
-    if accuracy != RELATIVE_ACCURACY:
-        raise SketchFormatError(f"sketch relative accuracy {accuracy} != {RELATIVE_ACCURACY}")
-    if len(blob) != _HEADER.size + 12 * n:
-        raise SketchFormatError("truncated duration sketch")
-    keys = np.frombuffer(blob, dtype="<i4", count=n, offset=_HEADER.size)
-    counts = np.frombuffer(blob, dtype="<f8", count=n, offset=_HEADER.size + 4 * n)
-    return keys, counts, float(zero_count)
 
 
 def merge(blobs: Iterable[bytes | None]) -> MergedSketch:
