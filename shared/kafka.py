@@ -122,7 +122,9 @@ def main() -> int:
         sys.stderr.write("error: set KAFKA_BOOTSTRAP_SERVERS\n")
         return 2
     created = asyncio.run(ensure_topics(bootstrap, prefix=os.environ.get("TOPIC_PREFIX", "")))
-    sys.stdout.write(f"topics: {len(created)} created, {len(ALL_TOPICS) - len(created)} already in place\n")
+    sys.stdout.write(
+        f"topics: {len(created)} created, {len(ALL_TOPICS) - len(created)} already in place\n"
+    )
     return 0
 
 
