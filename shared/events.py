@@ -9,6 +9,7 @@ The JSON Schemas in ``schemas/events/`` are generated from these models
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -31,6 +32,9 @@ EXECUTION_EVENT_VERSION: Literal[1] = 1
 EXPOSURE_EVENT_VERSION: Literal[1] = 1
 CONFIG_VERSION: Literal[1] = 1
 DEAD_LETTER_VERSION: Literal[1] = 1
+MAX_EMBEDDED_BYTES = 256 * 1024
+"""Largest key or value embedded in a dead letter (base64 grows it by a third; a producer's
+default ``max_request_size`` is 1 MiB)."""
 
 
 class _Frozen(BaseModel):
@@ -173,3 +177,42 @@ class DeadLetter(_Frozen):
     @staticmethod
     def encode(raw: bytes | None) -> str | None:
         return None if raw is None else base64.b64encode(raw).decode("ascii")
+
+    @classmethod
+    def for_record(
+        cls,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        reason: str,
+        error_code: str,
+        service: str,
+        failed_at: datetime | None = None,
+    ) -> DeadLetter:
+        """The dead letter of one record. Keys and values over ``MAX_EMBEDDED_BYTES`` are
+        not embedded (the letter must fit in one Kafka message): the reason then gives
+        their size and SHA-256."""
+        notes: list[str] = []
+
+        def embed(raw: bytes | None, what: str) -> str | None:
+            if raw is None or len(raw) <= MAX_EMBEDDED_BYTES:
+                return cls.encode(raw)
+            notes.append(
+                f"{what} of {len(raw)} bytes not embedded (sha256 {hashlib.sha256(raw).hexdigest()})"
+            )
+            return None
+
+        return cls(
+            source_topic=topic,
+            partition=partition,
+            offset=offset,
+            key_b64=embed(key, "key"),
+            value_b64=embed(value, "value"),
+            reason="; ".join([reason[:2000], *notes]),
+            error_code=error_code,
+            service=service,
+            failed_at=failed_at or datetime.now(UTC),
+        )

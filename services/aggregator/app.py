@@ -108,6 +108,7 @@ def create_app(
     app = faust.App(
         s.faust_app_id,
         broker=_broker_url(s.kafka_bootstrap_servers),
+        datadir=s.aggregator_data_dir,
         value_serializer="raw",
         key_serializer="raw",
         web_enabled=True,

@@ -343,16 +343,17 @@ def make_dead_letter(
     service: str = "aggregator",
     now: datetime | None = None,
 ) -> bytes:
-    """The JSON of a :class:`~shared.events.DeadLetter` for one rejected record."""
-    letter = DeadLetter(
-        source_topic=topic,
+    """The JSON of a :class:`~shared.events.DeadLetter` for one rejected record (values
+    too large to embed are replaced by their size and SHA-256)."""
+    letter = DeadLetter.for_record(
+        topic=topic,
         partition=partition,
         offset=offset,
-        key_b64=DeadLetter.encode(key),
-        value_b64=DeadLetter.encode(value),
-        reason=rejection.message[:2000],
+        key=key,
+        value=value,
+        reason=rejection.message,
         error_code=rejection.code,
         service=service,
-        failed_at=now or datetime.now(UTC),
+        failed_at=now,
     )
     return letter.model_dump_json().encode()

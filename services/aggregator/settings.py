@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
+from pathlib import Path
 
 from pydantic import Field, model_validator
 
@@ -25,6 +27,10 @@ class AggregatorSettings(BaseServiceSettings):
     )
     aggregator_web_port: int = Field(
         default=18003, ge=0, le=65535, description="HTTP port (AGGREGATOR_WEB_PORT)."
+    )
+    aggregator_data_dir: str = Field(
+        default_factory=lambda: str(Path(tempfile.gettempdir()) / "abflow-aggregator"),
+        description="Faust's data directory (AGGREGATOR_DATA_DIR); no aggregate state lives there.",
     )
     aggregator_group_id: str = Field(
         default="abflow-aggregator",

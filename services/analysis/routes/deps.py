@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from services.analysis.cache import TTLCache
 from services.analysis.comparisons import VersionComparisonResult
@@ -41,6 +41,33 @@ DbDep = Annotated[Any, Depends(_db)]
 SettingsDep = Annotated[AnalysisSettings, Depends(_settings)]
 CompareCacheDep = Annotated[TTLCache[VersionComparisonResult], Depends(_compare_cache)]
 ExposureCacheDep = Annotated[ExposureCache | None, Depends(_exposure_cache)]
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a machine-readable ``error`` code and a ``message``, plus
+    details depending on the error (``field``, ``detail``...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    message: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {
+        "model": ErrorBody,
+        "description": "Unknown schema, version, variant, comparison or experiment.",
+    },
+    422: {
+        "model": ErrorBody,
+        "description": "Malformed id, body or parameter (the field at fault is named).",
+    },
+    503: {
+        "model": ErrorBody,
+        "description": "`database_unavailable`: PostgreSQL cannot answer (retry).",
+    },
+}
+"""The error statuses of every route (documented on the routers)."""
 
 
 def json_response(model: BaseModel) -> Response:

@@ -14,10 +14,12 @@ from services.analysis.experiments import (
     experiment_status,
     experiment_statuses,
 )
-from services.analysis.routes.deps import DbDep, ExposureCacheDep, json_response
+from services.analysis.routes.deps import ERROR_RESPONSES, DbDep, ExposureCacheDep, json_response
 from shared.results import ExperimentResult, WinnerDecision, winner_of
 
-router = APIRouter(prefix="/api/v1/experiments", tags=["experiment results"])
+router = APIRouter(
+    prefix="/api/v1/experiments", tags=["experiment results"], responses=ERROR_RESPONSES
+)
 
 
 @router.get(

@@ -24,10 +24,16 @@ from services.analysis.performance import (
     SchemaTrends,
 )
 from services.analysis.periods import Granularity, parse_variant, resolve_window
-from services.analysis.routes.deps import CompareCacheDep, DbDep, SettingsDep, json_response
+from services.analysis.routes.deps import (
+    ERROR_RESPONSES,
+    CompareCacheDep,
+    DbDep,
+    SettingsDep,
+    json_response,
+)
 from shared.errors import ValidationFailed
 
-router = APIRouter(prefix="/api/v1/performance", tags=["performance"])
+router = APIRouter(prefix="/api/v1/performance", tags=["performance"], responses=ERROR_RESPONSES)
 
 PeriodDays = Annotated[
     int, Query(ge=1, le=3660, description="Trailing period in days, ending with the current hour.")

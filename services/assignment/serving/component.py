@@ -8,6 +8,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from .config_follower import ConfigFollower
+from .dead_letters import DeadLetterSink
 from .exposures import ExposureSink
 from .metrics import ServingMetrics
 from .settings import ServingSettings
@@ -31,7 +32,10 @@ class ServingComponent:
         self.metrics = ServingMetrics(registry)
         self.snapshot = Snapshot(settings.replica_id, self.metrics)
         self.exposures = ExposureSink(settings, self.metrics)
-        self.follower = ConfigFollower(settings, self.snapshot, self.metrics)
+        self.dead_letters = DeadLetterSink(settings)
+        self.follower = ConfigFollower(
+            settings, self.snapshot, self.metrics, dead_letters=self.dead_letters
+        )
         self.rng = random.Random()
         self.metrics.bind(
             buffer_depth=lambda: len(self.exposures.buffer),
@@ -46,10 +50,12 @@ class ServingComponent:
 
     async def start(self) -> None:
         await self.exposures.start()
+        await self.dead_letters.start()
         await self.follower.start()
 
     async def stop(self) -> None:
         await self.follower.stop()
+        await self.dead_letters.stop()
         await self.exposures.stop()
 
     def health(self) -> dict[str, Any]:
@@ -67,4 +73,5 @@ class ServingComponent:
             "snapshot_age_s": config["snapshot_age_s"],
             "config": config,
             "exposures": exposures,
+            "dead_letters": self.dead_letters.health(),
         }

@@ -33,6 +33,7 @@ from shared.kafka import ensure_topics, make_consumer
 from shared.topics import CONFIG, EXPOSURES
 
 from .aio import cancel_and_wait
+from .dead_letters import DeadLetterSink
 from .metrics import ServingMetrics
 from .settings import ServingSettings
 from .snapshot import Snapshot
@@ -55,6 +56,7 @@ class ConfigFollower:
         *,
         consumer_factory: ConsumerFactory = make_consumer,
         clock: Callable[[], float] = time.monotonic,
+        dead_letters: DeadLetterSink | None = None,
     ) -> None:
         self.settings = settings
         self.snapshot = snapshot
@@ -63,6 +65,8 @@ class ConfigFollower:
         #: bootstrap servers used at each (re)connect
         self.bootstrap = settings.kafka_bootstrap_servers
         self._consumer_factory = consumer_factory
+        #: where records that cannot be applied are published (None: counted only)
+        self.dead_letters = dead_letters
         self._clock = clock
         self._loaded = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -254,7 +258,7 @@ class ConfigFollower:
                 batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
             for records in batches.values():
                 for record in records:
-                    self._apply(record.key, record.value, record.offset)
+                    self._apply(record.key, record.value, record.offset, record.partition)
             for tp in tps:
                 async with asyncio.timeout(guard):
                     self.positions[tp.partition] = int(await consumer.position(tp))
@@ -285,8 +289,11 @@ class ConfigFollower:
                 self._mark_connected()
                 target = (now, ends)
 
-    def _apply(self, key: bytes | None, value: bytes | None, offset: int) -> None:
+    def _apply(
+        self, key: bytes | None, value: bytes | None, offset: int, partition: int = 0
+    ) -> None:
         outcome: str
+        rejected: tuple[str, str] | None = None  # (error code, reason)
         try:
             if value is None:
                 if key is None:
@@ -304,10 +311,28 @@ class ConfigFollower:
                         cfg.schema_id,
                     )
                 outcome = self.snapshot.apply(cfg)
-        except (ValidationError, ValueError, UnicodeDecodeError) as exc:
+        except ValidationError as exc:
             outcome = "invalid"
             log.warning("config record at offset %d ignored: %s", offset, exc)
-        except Exception:  # a poison record must not stop the follower
+            errors = exc.errors(include_url=False, include_input=False)
+            code = "not_json" if errors and errors[0]["type"] == "json_invalid" else "schema_error"
+            rejected = (code, f"not an AssignmentConfig: {exc}")
+        except (ValueError, UnicodeDecodeError) as exc:
+            outcome = "invalid"
+            log.warning("config record at offset %d ignored: %s", offset, exc)
+            rejected = ("invalid_value", f"{exc.__class__.__name__}: {exc}")
+        except Exception as exc:  # a poison record must not stop the follower
             outcome = "invalid"
             log.exception("config record at offset %d could not be compiled", offset)
+            rejected = ("compile_error", f"{exc.__class__.__name__}: {exc}")
         self.metrics.config_records.labels(outcome).inc()
+        if rejected is not None and self.dead_letters is not None:
+            self.dead_letters.offer(
+                topic=self.topic,
+                partition=partition,
+                offset=offset,
+                key=key,
+                value=value,
+                error_code=rejected[0],
+                reason=rejected[1],
+            )

@@ -102,11 +102,27 @@ def _request_body(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+class ErrorBody(BaseModel):
+    """The platform's error shape: ``error`` code, ``message``, more details per error."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    message: str
+
+
+_NOT_READY: Final = {
+    "model": ErrorBody,
+    "description": "The config snapshot is not loaded yet (`not_ready`).",
+}
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"description": "Unknown schema."},
-    413: {"description": "Body larger than 1 MiB."},
-    422: {"description": "Invalid request (`validation_failed`, with the field at fault)."},
-    503: {"description": "The config snapshot is not loaded yet (`not_ready`)."},
+    404: {"model": ErrorBody, "description": "Unknown schema."},
+    413: {"model": ErrorBody, "description": "Body larger than 1 MiB."},
+    422: {
+        "model": ErrorBody,
+        "description": "Invalid request (`validation_failed`, with the field at fault).",
+    },
+    503: _NOT_READY,
 }
 
 
@@ -347,7 +363,11 @@ async def assign_batch(request: Request) -> Response:
         "`If-None-Match`."
     ),
     response_class=Response,
-    responses={200: {"description": "The payload."}, 304: {"description": "Unchanged."}},
+    responses={
+        200: {"description": "The payload.", "content": {JSON: {"schema": {"type": "object"}}}},
+        304: {"description": "Unchanged."},
+        503: _NOT_READY,
+    },
 )
 async def sdk_payload(request: Request) -> Response:
     serving = _serving(request)
