@@ -26,6 +26,12 @@ seeded=0
 if [[ -f deploy/demo/__main__.py ]]; then
   echo "[test] seeding a small demo experiment for the browser and monitoring tests"
   "$PY" -m deploy.demo --executions "${ABFLOW_TEST_DEMO_EXECUTIONS:-2000}" || seeded=$?
+  # exit 1 = the demo's own verdict check: at 2,000 executions the planted effect is not
+  # always significant; the data the browser tests need is in place all the same.
+  if ((seeded == 1)); then
+    echo "[test] the small seeding run's verdict was not 'adopt' (chance at this volume); continuing"
+    seeded=0
+  fi
 fi
 "$PY" -m pytest "$@"
 rc=$?
