@@ -70,8 +70,9 @@ class Rejection(NamedTuple):
     message: str
 
 
-def decode_execution(raw: bytes | None, max_bytes: int = 1024 * 1024) -> Execution | Rejection:
-    """Decode one record value of the executions topic."""
+def _envelope(raw: bytes | None, max_bytes: int) -> tuple[bytes, dict[str, Any]] | Rejection:
+    """The checks every consumed record passes first: a value, its size, a JSON object,
+    a known ``event_version``."""
     if raw is None:
         return Rejection("not_json", "record has no value (tombstone)")
     if len(raw) > max_bytes:
@@ -85,6 +86,15 @@ def decode_execution(raw: bytes | None, max_bytes: int = 1024 * 1024) -> Executi
     version = obj.get("event_version", 1)
     if version != 1 or type(version) is not int:
         return Rejection("unknown_event_version", f"unknown event_version {version!r}")
+    return raw, obj
+
+
+def decode_execution(raw: bytes | None, max_bytes: int = 1024 * 1024) -> Execution | Rejection:
+    """Decode one record value of the executions topic."""
+    checked = _envelope(raw, max_bytes)
+    if isinstance(checked, Rejection):
+        return checked
+    raw, obj = checked
     ex = _fast(obj)
     if ex is None:
         return _slow(raw)
@@ -306,19 +316,10 @@ class Exposure(NamedTuple):
 
 def decode_exposure(raw: bytes | None, max_bytes: int = 1024 * 1024) -> Exposure | Rejection:
     """Decode one record value of the exposures topic (pydantic: lower volume)."""
-    if raw is None:
-        return Rejection("not_json", "record has no value (tombstone)")
-    if len(raw) > max_bytes:
-        return Rejection("oversize", f"record of {len(raw)} bytes exceeds {max_bytes}")
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return Rejection("not_json", f"not JSON: {exc}")
-    if not isinstance(obj, dict):
-        return Rejection("schema_error", f"expected a JSON object, got {type(obj).__name__}")
-    version = obj.get("event_version", 1)
-    if version != 1 or type(version) is not int:
-        return Rejection("unknown_event_version", f"unknown event_version {version!r}")
+    checked = _envelope(raw, max_bytes)
+    if isinstance(checked, Rejection):
+        return checked
+    raw, _ = checked
     try:
         ev = ExposureEvent.model_validate_json(raw)
     except ValidationError as exc:
