@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -329,8 +331,23 @@ def as_pg_user(argv: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *argv]
 
 
+def _traversable_by_others(path: Path) -> bool:
+    return all(p.stat().st_mode & 0o001 for p in [path, *path.parents] if p != Path("/"))
+
+
+def pg_home() -> Path:
+    """PostgreSQL's directory: ``.stack/postgres``, or, when we are root and the checkout
+    is not traversable by the postgres user (a 0700 temporary folder, say), a folder of
+    its own under the system's temporary directory, named after this stack."""
+    home = STACK / "postgres"
+    if os.geteuid() != 0 or home.exists() or _traversable_by_others(STACK.parent):
+        return home
+    digest = hashlib.sha256(str(STACK.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"abflow-postgres-{digest}"
+
+
 def pg_dirs() -> tuple[Path, Path]:
-    pgdir = STACK / "postgres"
+    pgdir = pg_home()
     return pgdir / "data", pgdir / "run"
 
 
@@ -390,12 +407,10 @@ def start_postgres() -> None:
         # the server refuses to run as root: its directories belong to the postgres user
         shutil.chown(pgdir, "postgres", "postgres")
         shutil.chown(run, "postgres", "postgres")
-        for parent in [STACK, *STACK.parents]:
-            if parent == Path("/"):
-                break
-            mode = parent.stat().st_mode
-            if not mode & 0o001:
-                raise StackError(f"{parent} is not traversable by the postgres user (chmod o+x it)")
+        if not _traversable_by_others(pgdir.parent):
+            raise StackError(
+                f"{pgdir.parent} is not traversable by the postgres user (chmod o+x it)"
+            )
     if not (data / "PG_VERSION").exists():
         if data.exists():
             shutil.rmtree(data)
@@ -421,7 +436,7 @@ def start_postgres() -> None:
         if res.returncode != 0:
             raise StackError("initdb failed: " + res.stderr.strip()[-300:])
         log(f"initialised PostgreSQL data directory {data}")
-    logfile = LOGS / "postgres.log"
+    logfile = pgdir / "postgres.log"
     LOGS.mkdir(parents=True, exist_ok=True)
     logfile.touch()
     if os.geteuid() == 0:
