@@ -31,3 +31,16 @@ class BaseServiceSettings(BaseSettings):
         description="Prefix for every topic name; tests use it to isolate themselves.",
     )
     log_level: str = Field(default="INFO")
+
+
+class HttpEdgeSettings(BaseSettings):
+    """Limits of the HTTP edge every service shares (:mod:`shared.http`)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    max_body_bytes: int = Field(
+        default=1 << 20,
+        ge=1024,
+        le=1 << 30,
+        description="Largest request body accepted (MAX_BODY_BYTES); larger: 413.",
+    )

@@ -5,6 +5,13 @@ test`` starts the local ones and sets them); else from testcontainers when a Doc
 engine answers a ping; else the test fails with a message naming the make target.
 Each test session gets its own database; each test that asks for topics gets its own
 topic prefix, so runs never see each other's data.
+
+API keys: :data:`KEYS` holds one key per scope, ``ADMIN_API_KEY`` / ``READ_API_KEY`` /
+``CLIENT_API_KEY`` from the environment when the stack provides them (``make test``
+exports ``.stack/env``), else fresh random ones; ``API_KEYS`` is set to their hashes
+before any app is built, so in-process apps and services started by the tests accept
+the same keys as the running stack. Tests take ``KEYS.headers("admin")`` (or the
+``api_keys`` fixture) instead of writing keys.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from shared.auth import ApiKeyEntry, Scope, hash_key, new_key
 from shared.db.migrate import apply_migrations
 from shared.db.pool import create_pool
 from shared.kafka import ensure_topics
@@ -28,6 +36,50 @@ HOW_TO = (
     "Kafka and PostgreSQL itself), or `make infra-up && source .stack/env`, or set "
     "KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL to existing servers"
 )
+
+
+@dataclass(frozen=True)
+class ApiKeys:
+    """One key per scope, with the principals ``make up`` gives them."""
+
+    admin: str
+    read: str
+    client: str
+
+    PRINCIPALS = {"admin": "local-admin", "read": "local-read", "client": "local-client"}  # noqa: RUF012
+
+    def key(self, scope: str) -> str:
+        return str(getattr(self, scope))
+
+    def headers(self, scope: str = "admin") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key(scope)}"}
+
+    def principal(self, scope: str = "admin") -> str:
+        return self.PRINCIPALS[scope]
+
+    def setting(self) -> str:
+        """The ``API_KEYS`` value that accepts these keys."""
+        return ",".join(
+            ApiKeyEntry(self.PRINCIPALS[s.value], s, hash_key(self.key(s.value))).render()
+            for s in Scope
+        )
+
+
+KEYS = ApiKeys(
+    admin=os.environ.get("ADMIN_API_KEY") or new_key(),
+    read=os.environ.get("READ_API_KEY") or new_key(),
+    client=os.environ.get("CLIENT_API_KEY") or new_key(),
+)
+os.environ["API_KEYS"] = KEYS.setting()
+os.environ.setdefault("ADMIN_API_KEY", KEYS.admin)
+os.environ.setdefault("READ_API_KEY", KEYS.read)
+os.environ.setdefault("CLIENT_API_KEY", KEYS.client)
+
+
+@pytest.fixture(scope="session")
+def api_keys() -> ApiKeys:
+    """The test keys (see the module docstring)."""
+    return KEYS
 
 
 @dataclass

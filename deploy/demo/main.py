@@ -2,8 +2,10 @@
 simulator, wait for the analysis to catch up, and print the report.
 
 Needs a running stack (``make up`` writes ``.stack/env`` with ASSIGNMENT_URL,
-ANALYSIS_URL, GATEWAY_URL, KAFKA_BOOTSTRAP_SERVERS; the environment wins over the
-file). Control and analysis calls go through the gateway when it answers, else to the
+ANALYSIS_URL, GATEWAY_URL, KAFKA_BOOTSTRAP_SERVERS and the API keys ADMIN_API_KEY,
+READ_API_KEY, CLIENT_API_KEY; the environment wins over the file). The scenario is
+created with the admin key, the simulator assigns with the client key, the report is
+read with the read key. Control and analysis calls go through the gateway when it answers, else to the
 services directly. Exit status: 0 when the report recommends adopting the planted
 treatment and the SRM check passes; 1 when it does not; 2 on a setup or API error; 3
 when the analysis did not catch up in time.
@@ -35,6 +37,12 @@ ROOT = Path(__file__).resolve().parents[2]
 BEHAVIOUR_FILE = Path(__file__).resolve().parent / "behaviour.json"
 
 __all__ = ["load_env", "main"]
+
+
+def _bearer(env: Mapping[str, str], var: str) -> dict[str, str]:
+    """``Authorization: Bearer`` with the key in ``var`` (none when it is not set)."""
+    key = env.get(var, "")
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def say(msg: str) -> None:
@@ -211,7 +219,12 @@ async def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     analysis_base = gateway or analysis_url
     say(f"control API {control_base}, analysis {analysis_base}, Kafka {kafka}")
 
-    async with httpx.AsyncClient(base_url=control_base, timeout=15) as http:
+    if not env.get("ADMIN_API_KEY"):
+        say("warning: ADMIN_API_KEY is not set (see .stack/env): the control API will answer 401")
+    admin = _bearer(env, "ADMIN_API_KEY")
+    read = _bearer(env, "READ_API_KEY") or admin
+    client_key = env.get("CLIENT_API_KEY") or env.get("ADMIN_API_KEY") or ""
+    async with httpx.AsyncClient(base_url=control_base, timeout=15, headers=admin) as http:
         s = await create_scenario(http, args.suffix)
     say(
         f"created schema {s.schema_key} (id {s.schema_id}, base version {s.schema_version}), "
@@ -233,7 +246,9 @@ async def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         seed=args.seed,
         unit_prefix=f"demo-{s.suffix}",
     )
-    async with AbflowClient(control_base, cache_ttl=0, learn_fallbacks=False) as probe_client:
+    async with AbflowClient(
+        control_base, cache_ttl=0, learn_fallbacks=False, api_key=client_key
+    ) as probe_client:
         waited = await _wait_assignable(probe_client, s, sim_config.unit_id(0), args.start_timeout)
     say(f"the assignment service serves the experiment (after {waited:.1f} s)")
 
@@ -244,6 +259,7 @@ async def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         topic_prefix=env.get("TOPIC_PREFIX", ""),
         timeout=args.assign_timeout,
         fallbacks={s.schema_key: fallback},
+        api_key=client_key,
     ) as client:
         result = await run_simulation(
             client,
@@ -260,7 +276,7 @@ async def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         say(f"note: {outside} executions ran outside the experiment (fallback or base)")
 
     say(f"waiting for the analysis to count all {expected:,} events of the experiment")
-    async with httpx.AsyncClient(base_url=analysis_base, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=analysis_base, timeout=10, headers=read) as http:
         status, waited, problem = await _wait_caught_up(
             http, s.experiment_id, expected, args.wait_timeout
         )
@@ -271,7 +287,7 @@ async def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     else:
         say(f"analysis caught up {waited:.1f} s after the last event was sent")
     if any(v.p95_ms is None for v in status.variants):
-        async with httpx.AsyncClient(base_url=analysis_base, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=analysis_base, timeout=10, headers=read) as http:
             await _add_percentiles(http, status, s.schema_id)
     if args.raw:
         sys.stdout.write(json.dumps(status.raw, indent=2) + "\n")

@@ -6,11 +6,25 @@
 # - otherwise: start what is not running yet (`stack.py up`: Kafka, PostgreSQL, every
 #   service, the gateway), seed a small demo experiment for the browser tests, run the
 #   tests, and stop exactly what this script started, even when the tests fail.
+# API keys: the tests use ADMIN_API_KEY / READ_API_KEY / CLIENT_API_KEY (tests/conftest.py);
+# unless the environment sets them, they come from .stack/env (written by `stack.py up`),
+# so the tests hold the keys the running services accept.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 PY=.venv/bin/python
 
+export_stack_keys() {
+  [[ -f .stack/env ]] || return 0
+  local name value
+  for name in ADMIN_API_KEY READ_API_KEY CLIENT_API_KEY; do
+    [[ -n "${!name:-}" ]] && continue
+    value=$(sed -n "s/^export ${name}=//p" .stack/env | tail -n 1)
+    if [[ -n "$value" ]]; then export "${name}=${value}"; fi
+  done
+}
+
 if [[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" && -n "${DATABASE_URL:-}" ]]; then
+  export_stack_keys
   echo "[test] using KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL from the environment"
   exec "$PY" -m pytest "$@"
 fi
@@ -21,7 +35,7 @@ cleanup() { python3 deploy/local/stack.py stop-listed "$started"; }
 trap cleanup EXIT INT TERM
 python3 deploy/local/stack.py up --started-file "$started" || exit 2
 # shellcheck disable=SC1091
-source .stack/env
+source .stack/env  # the endpoints and the API keys (ADMIN_API_KEY, READ_API_KEY, CLIENT_API_KEY)
 seeded=0
 if [[ -f deploy/demo/__main__.py ]]; then
   echo "[test] seeding a small demo experiment for the browser and monitoring tests"

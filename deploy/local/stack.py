@@ -6,6 +6,10 @@ pid file under `.stack/`.
 Usage: python3 deploy/local/stack.py {up,down,infra-up,status,env} [--only NAME ...]
 
 Only the standard library is used, so it runs before the virtualenv exists.
+API keys: the first `up` (or `infra-up`) generates one random key per scope into
+`.stack/keys.json` (mode 0600, kept across `down`/`up`); the services get their hashes
+as `API_KEYS` (principals `local-admin`, `local-read`, `local-client`) and `.stack/env`
+exports the keys themselves as `ADMIN_API_KEY`, `READ_API_KEY`, `CLIENT_API_KEY`.
 Errors are reported as one line starting with "error:" and exit status 2.
 """
 
@@ -14,7 +18,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -568,6 +574,8 @@ SERVICES: list[Service] = [
         _uvicorn("services.console.main:app", _port("console", 18004)),
         _port("console", 18004),
         "CONSOLE_URL",
+        # the pages' API calls go through the console to the gateway, with the login's key
+        extra_env={"CONSOLE_UPSTREAM_URL": f"http://{HOST}:{_port('gateway', 18080)}"},
     ),
     Service(
         "gateway",
@@ -592,6 +600,51 @@ def infra_env() -> dict[str, str]:
     }
 
 
+LOCAL_KEYS = (
+    ("admin", "ADMIN_API_KEY", "local-admin"),
+    ("read", "READ_API_KEY", "local-read"),
+    ("client", "CLIENT_API_KEY", "local-client"),
+)
+
+
+def local_keys() -> dict[str, str]:
+    """The stack's API keys by scope, generated on first use into .stack/keys.json
+    (the same format as `python -m shared.auth create`: abf_ + 256 random bits)."""
+    path = STACK / "keys.json"
+    keys: dict[str, str] = {}
+    if path.exists():
+        try:
+            keys = {k: str(v) for k, v in json.loads(path.read_text()).items()}
+        except (ValueError, AttributeError) as exc:
+            raise StackError(
+                f"{path} is not valid JSON ({exc}); delete it to get new keys"
+            ) from None
+    if all(keys.get(scope) for scope, _, _ in LOCAL_KEYS):
+        return keys
+    for scope, _, _ in LOCAL_KEYS:
+        keys.setdefault(scope, "abf_" + secrets.token_urlsafe(32))
+    STACK.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(keys, fh, indent=2)
+    log(f"API keys generated into {path}")
+    return keys
+
+
+def api_keys_setting() -> str:
+    """The services' API_KEYS: principal:scope:sha256(key) per local key."""
+    keys = local_keys()
+    return ",".join(
+        f"{principal}:{scope}:{hashlib.sha256(keys[scope].encode()).hexdigest()}"
+        for scope, _, principal in LOCAL_KEYS
+    )
+
+
+def keys_env() -> dict[str, str]:
+    keys = local_keys()
+    return {var: keys[scope] for scope, var, _ in LOCAL_KEYS}
+
+
 def http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as resp:
@@ -608,7 +661,8 @@ def start_service(svc: Service) -> None:
     require_port_free(svc.port, svc.name, f"ABFLOW_{svc.name.upper()}_PORT")
     if not VENV_PY.exists():
         raise StackError(f"{VENV_PY} missing: run `make install` first")
-    spawn(svc.name, svc.argv, env={**infra_env(), **svc.extra_env, "PYTHONPATH": str(ROOT)})
+    env = {**infra_env(), **svc.extra_env, "API_KEYS": api_keys_setting(), "PYTHONPATH": str(ROOT)}
+    spawn(svc.name, svc.argv, env=env)
     logfile = LOGS / f"{svc.name}.log"
 
     def ready() -> bool:
@@ -654,12 +708,17 @@ def write_env(services: list[Service]) -> None:
     env = infra_env()
     for svc in services:
         env[svc.env_var] = svc.url
+    keys = keys_env()
     STACK.mkdir(parents=True, exist_ok=True)
-    text = "".join(f"export {k}={v}\n" for k, v in env.items())
-    (STACK / "env").write_text(text)
+    text = "".join(f"export {k}={v}\n" for k, v in {**env, **keys}.items())
+    fd = os.open(STACK / "env", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(STACK / "env", 0o600)  # it holds the keys (an older file kept its mode)
     log(f"endpoints (also in {STACK / 'env'}):")
     for k, v in env.items():
         print(f"  {k}={v}", flush=True)
+    log(f"API keys ({', '.join(keys)}): in {STACK / 'env'} and {STACK / 'keys.json'}")
 
 
 # --------------------------------------------------------------------------- commands

@@ -13,12 +13,10 @@ from collections.abc import Iterator, Sequence
 
 import asyncpg
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.exceptions import HTTPException
 
 from services.analysis.cache import TTLCache
 from services.analysis.comparisons import VersionComparisonResult
@@ -65,20 +63,6 @@ async def _database_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _undecodable_body(request: Request, exc: Exception) -> Response:
-    """FastAPI answers a body it cannot decode (invalid UTF-8, nesting too deep for
-    ``json.loads``...) with a bare 400 ``{"detail": ...}`` raised from the decoding error;
-    like any other malformed JSON body it is a 422 ``validation_failed``."""
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 400 and exc.__cause__ is not None:
-        detail = [{"loc": ["body"], "msg": "body is not valid JSON text", "type": "json_invalid"}]
-        return JSONResponse(
-            error_body("validation_failed", "body: not valid JSON text", detail=detail),
-            status_code=422,
-        )
-    return await http_exception_handler(request, exc)
-
-
 def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
     settings = settings or AnalysisSettings()
     registry = CollectorRegistry()
@@ -109,7 +93,6 @@ def create_app(settings: AnalysisSettings | None = None) -> FastAPI:
     app.state.database = DatabaseComponent(settings)
     for exc_type in (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
         app.add_exception_handler(exc_type, _database_error)
-    app.add_exception_handler(HTTPException, _undecodable_body)
     return app
 
 

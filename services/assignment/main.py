@@ -15,11 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from starlette.exceptions import HTTPException
 
 from services.assignment.control.component import ControlPlane
 from services.assignment.control.routes import routers as control_routers
@@ -27,27 +24,13 @@ from services.assignment.control.settings import ControlSettings
 from services.assignment.serving.component import ServingComponent
 from services.assignment.serving.routes import router as serving_router
 from services.assignment.serving.settings import ServingSettings
-from shared.http import Component, create_service_app, error_body
+from shared.http import Component, create_service_app
 
 DESCRIPTION = (
     "Control API for workflow schemas, versions, variants, traffic allocation and "
     "experiment lifecycle (PostgreSQL is the source of truth, every change audited and "
     "published to Kafka), and deterministic variant assignment from an in-memory snapshot."
 )
-
-
-async def _undecodable_body(request: Request, exc: Exception) -> Response:
-    """FastAPI answers a body it cannot decode (invalid UTF-8, nesting too deep for
-    ``json.loads``...) with a bare 400 ``{"detail": ...}`` raised from the decoding error;
-    like any other malformed JSON body it is a 422 ``validation_failed``."""
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 400 and exc.__cause__ is not None:
-        detail = [{"loc": ["body"], "msg": "body is not valid JSON text", "type": "json_invalid"}]
-        return JSONResponse(
-            error_body("validation_failed", "body: not valid JSON text", detail=detail),
-            status_code=422,
-        )
-    return await http_exception_handler(request, exc)
 
 
 def create_app(
@@ -69,7 +52,6 @@ def create_app(
         registry=registry,
         service="assignment",
     )
-    app.add_exception_handler(HTTPException, _undecodable_body)
     return app
 
 

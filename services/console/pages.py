@@ -1,5 +1,7 @@
-"""The console's pages: an HTML shell per page (data comes from the APIs in the browser)
-and ``/console/config.json`` (what the shell embeds: API base URL, links, refresh)."""
+"""The console's pages: an HTML shell per page (data comes from the APIs in the browser,
+through the console's proxy ``/console/api/...``) and ``/console/config.json`` (what the
+shell embeds: API base URL, links, refresh). Without a login the pages redirect to the
+login form (:mod:`services.console.login`)."""
 
 from __future__ import annotations
 
@@ -8,11 +10,14 @@ from functools import cache
 from pathlib import Path
 from string import Template
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from services.console.login import login_redirect
 from services.console.settings import ConsoleSettings
+from services.console.upstream import KEY_COOKIE, USER_COOKIE
 
 __all__ = ["PAGES", "STATIC_DIR", "browser_config", "render_page", "router"]
 
@@ -33,11 +38,13 @@ def _template() -> Template:
     return Template(TEMPLATE.read_text(encoding="utf-8"))
 
 
-def browser_config(settings: ConsoleSettings) -> dict[str, Any]:
-    """What the browser needs: where the APIs are, the links, the refresh period."""
+def browser_config(settings: ConsoleSettings, user: str | None = None) -> dict[str, Any]:
+    """What the browser needs: where the APIs are (the console's own proxy), who acts
+    (the name given at login, else ``CONSOLE_ACTOR``), the links, the refresh period."""
     return {
-        "apiBaseUrl": settings.console_api_base_url,
-        "actor": settings.console_actor,
+        "apiBaseUrl": PREFIX,
+        "loginUrl": f"{PREFIX}/login",
+        "actor": user or settings.console_actor,
         "refreshSeconds": settings.console_refresh_seconds,
         "links": {
             "grafana": settings.console_grafana_url,
@@ -53,13 +60,13 @@ def _script_json(value: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def render_page(page: Page, settings: ConsoleSettings) -> str:
+def render_page(page: Page, settings: ConsoleSettings, user: str | None = None) -> str:
     current = {name: 'aria-current="page"' if name == page else "" for name in PAGES}
     return _template().substitute(
         title=PAGES[page],
         page=page,
         static=STATIC_URL,
-        config=_script_json(browser_config(settings)),
+        config=_script_json(browser_config(settings, user)),
         experiments_current=current["experiments"],
         performance_current=current["performance"],
     )
@@ -70,9 +77,17 @@ def _settings(request: Request) -> ConsoleSettings:
     return settings
 
 
-def _html(page: Page, request: Request) -> HTMLResponse:
+def _user(request: Request) -> str | None:
+    name = unquote(request.cookies.get(USER_COOKIE, "")).strip()
+    return name[:100] or None
+
+
+def _html(page: Page, request: Request) -> Response:
+    if not request.cookies.get(KEY_COOKIE):
+        return login_redirect(request)
     return HTMLResponse(
-        render_page(page, _settings(request)), headers={"Cache-Control": "no-cache"}
+        render_page(page, _settings(request), _user(request)),
+        headers={"Cache-Control": "no-cache"},
     )
 
 
@@ -88,15 +103,15 @@ async def console_root() -> RedirectResponse:
 
 
 @router.get(f"{PREFIX}/experiments", response_class=HTMLResponse, summary="Experiments page")
-async def experiments_page(request: Request) -> HTMLResponse:
+async def experiments_page(request: Request) -> Response:
     return _html("experiments", request)
 
 
 @router.get(f"{PREFIX}/performance", response_class=HTMLResponse, summary="Performance dashboard")
-async def performance_page(request: Request) -> HTMLResponse:
+async def performance_page(request: Request) -> Response:
     return _html("performance", request)
 
 
 @router.get(f"{PREFIX}/config.json", summary="The configuration the pages run with")
 async def config(request: Request) -> JSONResponse:
-    return JSONResponse(browser_config(_settings(request)))
+    return JSONResponse(browser_config(_settings(request), _user(request)))

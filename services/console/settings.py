@@ -31,12 +31,19 @@ class ConsoleSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
-    console_api_base_url: str = Field(
-        default="",
+    console_upstream_url: str = Field(
+        default="http://127.0.0.1:18080",
         description=(
-            "Base URL the BROWSER uses for /api/v1/... (the gateway). Empty: same origin, "
-            "i.e. the console is served through the gateway."
+            "Where the CONSOLE SERVER sends the pages' API calls (the gateway), with the "
+            "logged-in user's key: the browser only talks to the console."
         ),
+    )
+    console_cookie_secure: bool = Field(
+        default=False,
+        description="Mark the session cookie Secure (set it when the console is served over HTTPS).",
+    )
+    console_session_hours: int = Field(
+        default=12, ge=1, le=24 * 30, description="How long a login lasts."
     )
     console_grafana_url: str = Field(default="", description="Grafana link (hidden when empty).")
     console_prometheus_url: str = Field(
@@ -52,11 +59,12 @@ class ConsoleSettings(BaseSettings):
         default="console",
         min_length=1,
         max_length=200,
-        description="X-Actor header of the lifecycle calls (the audit log's actor).",
+        description="X-Actor of the lifecycle calls when the user gave no name at login "
+        "(the audit actor is then `<key's principal> (console)`).",
     )
     log_level: str = Field(default="INFO")
 
-    @field_validator("console_api_base_url", "console_grafana_url", "console_prometheus_url")
+    @field_validator("console_upstream_url", "console_grafana_url", "console_prometheus_url")
     @classmethod
     def _urls(cls, value: str, info: ValidationInfo) -> str:
         return _base_url(value, (info.field_name or "url").upper())

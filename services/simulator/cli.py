@@ -59,6 +59,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--kafka-bootstrap", default=env.kafka_bootstrap_servers, help="or KAFKA_BOOTSTRAP_SERVERS"
     )
     p.add_argument("--topic-prefix", default=env.topic_prefix, help="or TOPIC_PREFIX")
+    p.add_argument(
+        "--api-key",
+        default=env.client_api_key,
+        help="key with scope client; better from the environment: CLIENT_API_KEY",
+    )
     p.add_argument("--timeout", type=float, default=env.assign_timeout, help="assign attempt (s)")
     p.add_argument("--fallback-schema-id", type=uuid.UUID, default=None)
     p.add_argument("--fallback-version", type=int, default=1)
@@ -76,6 +81,7 @@ async def _run(args: argparse.Namespace, behaviours: BehaviourSet) -> Simulation
         kafka_bootstrap=args.kafka_bootstrap,
         topic_prefix=args.topic_prefix,
         timeout=args.timeout,
+        api_key=args.api_key or None,
     )
     if args.fallback_schema_id is not None:
         client.set_fallback(

@@ -165,9 +165,14 @@ class AssignmentAPI:
         if resp.status_code in _RETRIABLE_STATUS or resp.status_code >= 500:
             raise _Unavailable(f"HTTP {resp.status_code}")
         if resp.status_code >= 400:
+            hint = (
+                " (set CLIENT_API_KEY or api_key= to a key with scope client)"
+                if resp.status_code in (401, 403)
+                else ""
+            )
             raise AssignmentRejectedError(
                 f"assignment service rejected the request: HTTP {resp.status_code} "
-                f"{resp.text[:300]}",
+                f"{resp.text[:300]}{hint}",
                 resp.status_code,
                 _json_or_text(resp),
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
@@ -30,10 +31,13 @@ DEFAULT_ASSIGNMENT_URL = "http://127.0.0.1:18001"
 
 class ClientSettings(BaseServiceSettings):
     """Client settings from the environment: ``ASSIGNMENT_URL`` (the assignment service
-    or the gateway), ``KAFKA_BOOTSTRAP_SERVERS``, ``TOPIC_PREFIX``, ``ASSIGN_TIMEOUT``,
-    ``ASSIGN_RETRIES``, ``ASSIGN_CACHE_TTL``."""
+    or the gateway), ``CLIENT_API_KEY``, ``KAFKA_BOOTSTRAP_SERVERS``, ``TOPIC_PREFIX``,
+    ``ASSIGN_TIMEOUT``, ``ASSIGN_RETRIES``, ``ASSIGN_CACHE_TTL``."""
 
     assignment_url: str = Field(default=DEFAULT_ASSIGNMENT_URL)
+    client_api_key: str = Field(
+        default="", description="API key with scope client (or admin); sent as Bearer."
+    )
     assign_timeout: float = Field(default=0.5, gt=0, description="Seconds per attempt.")
     assign_retries: int = Field(default=1, ge=0)
     assign_cache_ttl: float = Field(default=10.0, ge=0)
@@ -66,6 +70,11 @@ class AbflowClient:
     emission of the same execution id is counted once. :meth:`execution` is a context
     manager that times a block and emits its outcome.
 
+    ``api_key`` (default: the environment variable ``CLIENT_API_KEY``) is sent as
+    ``Authorization: Bearer <key>``; the assignment service needs a key with scope
+    ``client`` (or ``admin``). A missing or refused key is a 401/403, raised as
+    :class:`AssignmentRejectedError` (not hidden behind the fallback).
+
     Use one client per process and event loop, as ``async with AbflowClient(...) as c``
     or call :meth:`close`. ``sink`` and ``transport`` replace Kafka and HTTP in tests.
     """
@@ -89,8 +98,13 @@ class AbflowClient:
         transport: httpx.AsyncBaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
         producer_options: Mapping[str, Any] | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.stats = ClientStats()
+        key = api_key if api_key is not None else os.environ.get("CLIENT_API_KEY", "")
+        all_headers = dict(headers or {})
+        if key and not any(k.lower() == "authorization" for k in all_headers):
+            all_headers["Authorization"] = f"Bearer {key}"
         self.topic = EXECUTIONS.full_name(topic_prefix)
         self.strict_emit = strict_emit
         self._assign = AssignmentAPI(
@@ -105,7 +119,7 @@ class AbflowClient:
             learn_fallbacks=learn_fallbacks,
             stats=self.stats,
             transport=transport,
-            headers=headers,
+            headers=all_headers,
         )
         self.sink: EventSink = sink or KafkaEventSink(kafka_bootstrap, self.topic, producer_options)
 
@@ -121,6 +135,8 @@ class AbflowClient:
             "retries": s.assign_retries,
             "cache_ttl": s.assign_cache_ttl,
         }
+        if s.client_api_key:
+            options["api_key"] = s.client_api_key
         options.update(kwargs)
         return cls(s.assignment_url, **options)
 

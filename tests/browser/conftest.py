@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import KEYS
+
 HOW_TO = (
     "start the stack with its demo data first: `make up && make demo`, then "
     "`source .stack/env` (it sets GATEWAY_URL and CONSOLE_URL)"
@@ -50,9 +52,13 @@ def _env(name: str) -> str:
     return value
 
 
-def _get(url: str) -> httpx.Response:
+# the console's login cookie (services/console/login.py): the pages need it
+CONSOLE_COOKIE = "abflow_console_key"
+
+
+def _get(url: str, cookies: dict[str, str] | None = None) -> httpx.Response:
     try:
-        return httpx.get(url, timeout=10)
+        return httpx.get(url, timeout=10, cookies=cookies)
     except httpx.HTTPError as exc:
         pytest.fail(f"{url} does not answer ({exc}): {HOW_TO}", pytrace=False)
 
@@ -73,7 +79,7 @@ def gateway_url(console_url: str) -> str:
     url = _env("GATEWAY_URL")
     if _get(f"{url}/health").status_code != 200:
         pytest.fail(f"the gateway at {url} is not healthy: {HOW_TO}", pytrace=False)
-    page = _get(f"{url}/console/experiments")
+    page = _get(f"{url}/console/experiments", cookies={CONSOLE_COOKIE: KEYS.admin})
     if page.status_code != 200 or "console-config" not in page.text:
         pytest.fail(
             f"the gateway at {url} does not serve the console under /console/ "
@@ -86,7 +92,11 @@ def gateway_url(console_url: str) -> str:
 
 @pytest.fixture(scope="session")
 def api(gateway_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway_url, timeout=30, headers={"X-Actor": "browser-tests"}) as c:
+    with httpx.Client(
+        base_url=gateway_url,
+        timeout=30,
+        headers={"X-Actor": "browser-tests", **KEYS.headers("admin")},
+    ) as c:
         yield c
 
 
@@ -112,6 +122,18 @@ def page(browser: Any, gateway_url: str) -> Iterator[Any]:
     """A fresh page on the gateway's origin; fails the test on any JavaScript error."""
     context = browser.new_context(viewport=VIEWPORT, base_url=gateway_url)
     context.set_default_timeout(20_000)
+    # logged in with the admin key, as the login form would leave it
+    context.add_cookies(
+        [
+            {
+                "name": CONSOLE_COOKIE,
+                "value": KEYS.admin,
+                "url": f"{gateway_url}/console/",
+                "httpOnly": True,
+                "sameSite": "Strict",
+            }
+        ]
+    )
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))

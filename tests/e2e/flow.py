@@ -31,6 +31,7 @@ from deploy.demo.scenario import BASE_DEFINITION, TREATMENT_OVERRIDES, new_suffi
 from services.simulator import BehaviourSet, SimulationConfig, SimulationResult, run_simulation
 from shared.client import AbflowClient, AbflowClientError, EventSink
 from shared.events import ExecutionEvent
+from tests.conftest import KEYS
 
 HOW_TO = (
     "the end-to-end tests need the running stack: start it with `make up`, then "
@@ -392,7 +393,9 @@ async def run_flow(stack: Stack, spec: FlowSpec) -> FlowRun:
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     suffix = new_suffix()
-    async with httpx.AsyncClient(base_url=stack.gateway, timeout=15) as http:
+    async with httpx.AsyncClient(
+        base_url=stack.gateway, timeout=15, headers=KEYS.headers("admin")
+    ) as http:
         schema_id, schema_key, variant_ids, experiment_id = await create_experiment(
             http, spec, suffix
         )

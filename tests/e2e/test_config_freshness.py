@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from deploy.demo.scenario import BASE_DEFINITION
+from tests.conftest import KEYS
 
 from .flow import Stack, _post
 
@@ -33,7 +34,9 @@ async def _served_revision(http: httpx.AsyncClient, schema_key: str) -> int:
 
 async def test_control_api_changes_are_served_within_one_second(stack: Stack) -> None:
     key = f"e2e-fresh-{uuid.uuid4().hex[:8]}"
-    async with httpx.AsyncClient(base_url=stack.gateway, timeout=10) as http:
+    async with httpx.AsyncClient(
+        base_url=stack.gateway, timeout=10, headers=KEYS.headers("admin")
+    ) as http:
         schema = await _post(
             http,
             "/api/v1/schemas",

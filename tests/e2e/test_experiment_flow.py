@@ -23,6 +23,7 @@ from scipy import stats
 from statsmodels.stats.proportion import proportions_ztest
 
 from shared.events import ExecutionEvent
+from tests.conftest import KEYS
 
 from .flow import FlowRun, Stack
 
@@ -215,6 +216,7 @@ def test_performance_summary_shows_the_same_totals(flow_run: FlowRun, stack: Sta
     resp = httpx.get(
         f"{stack.gateway}/api/v1/performance/schemas/{run.schema_id}/summary",
         params={"period_days": 1},
+        headers=KEYS.headers("read"),
         timeout=15,
     )
     assert resp.status_code == 200, f"HTTP {resp.status_code}: {resp.text[:500]}"

@@ -49,6 +49,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from shared.kafka import ensure_topics
+from tests.conftest import KEYS
 from tests.integration.analysis import builders
 from tests.reliability.harness import LONG, ServiceProcess, own_database, unique_prefix
 
@@ -133,7 +134,9 @@ async def _seed(assignment: str, analysis: str, database_url: str) -> dict[str, 
         "risk_config": {"threshold": 0.7},
         "config": {"timeout_s": 30},
     }
-    async with httpx.AsyncClient(base_url=assignment, timeout=30) as c:
+    async with httpx.AsyncClient(
+        base_url=assignment, timeout=30, headers=KEYS.headers("admin")
+    ) as c:
         schema = await _json(
             await c.post(
                 "/api/v1/schemas",
@@ -217,7 +220,7 @@ async def _seed(assignment: str, analysis: str, database_url: str) -> dict[str, 
     finally:
         await conn.close()
 
-    async with httpx.AsyncClient(base_url=analysis, timeout=30) as c:
+    async with httpx.AsyncClient(base_url=analysis, timeout=30, headers=KEYS.headers("admin")) as c:
         comparison = await _json(
             await c.post(
                 "/api/v1/performance/compare",
@@ -282,6 +285,9 @@ def _schema(world: FuzzWorld, service: str) -> Any:
     schema = world.schemas.get(service)
     if schema is None:
         schema = schemathesis.openapi.from_url(f"{world.urls[service]}/openapi.json")
+        # every call carries the admin key (KEYS): no cases for the security scheme
+        # itself (tests/integration/foundation/test_access_control.py covers 401/403)
+        schema.config.generation.update(with_security_parameters=False)
         world.schemas[service] = schema
     return schema
 
@@ -327,7 +333,9 @@ def test_operation_conforms_to_its_openapi_document(
     )
     @given(case=_strategy(operation, world.known))
     def run(case: Any) -> None:
-        response = case.call(base_url=base_url, session=session, timeout=30)
+        response = case.call(
+            base_url=base_url, session=session, timeout=30, headers=KEYS.headers("admin")
+        )
         statuses[response.status_code] += 1
         world.cases += 1
         case.validate_response(response, checks=CHECKS)
@@ -390,7 +398,12 @@ def test_hostile_bodies_get_a_documented_4xx(world: FuzzWorld, service: str, lab
     problems = []
     with httpx.Client(base_url=world.urls[service], timeout=60) as client:
         for name, (body, media_type) in HOSTILE_BODIES.items():
-            r = client.request(method, path, content=body, headers={"content-type": media_type})
+            r = client.request(
+                method,
+                path,
+                content=body,
+                headers={"content-type": media_type, **KEYS.headers("admin")},
+            )
             world.statuses.setdefault(service, Counter())[r.status_code] += 1
             world.cases += 1
             if name == "empty" and not body_required and 200 <= r.status_code < 300:

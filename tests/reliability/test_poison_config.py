@@ -41,6 +41,7 @@ from shared.events import (
 )
 from shared.kafka import ensure_topics
 from shared.topics import CONFIG, DEAD_LETTER
+from tests.conftest import KEYS
 from tests.reliability.harness import LONG, ServiceProcess, read_topic, unique_prefix
 from tests.reliability.poison import MIB, config_poison
 
@@ -160,7 +161,9 @@ async def test_poison_configs_are_dead_lettered_and_serving_goes_on(
     rng = random.Random()
     valid = orjson.loads(make_config("checkout", 1).model_dump_json())
     started = time.monotonic()
-    async with httpx.AsyncClient(base_url=s.process.url, timeout=5) as client:
+    async with httpx.AsyncClient(
+        base_url=s.process.url, timeout=5, headers=KEYS.headers("client")
+    ) as client:
         first = await _assign(client, "checkout", "unit-1")
         assert first["revision"] == 1 and first["in_experiment"]
 
@@ -172,7 +175,9 @@ async def test_poison_configs_are_dead_lettered_and_serving_goes_on(
         async def keep_assigning() -> None:
             nonlocal answered
             i = 0
-            async with httpx.AsyncClient(base_url=s.process.url, timeout=5) as own:
+            async with httpx.AsyncClient(
+                base_url=s.process.url, timeout=5, headers=KEYS.headers("client")
+            ) as own:
                 while not stop.is_set():
                     i += 1
                     try:

@@ -14,11 +14,21 @@ from services.analysis.experiments import (
     experiment_status,
     experiment_statuses,
 )
-from services.analysis.routes.deps import ERROR_RESPONSES, DbDep, ExposureCacheDep, json_response
+from services.analysis.routes.deps import (
+    ERROR_RESPONSES,
+    DbDep,
+    ErrorBody,
+    ExposureCacheDep,
+    json_response,
+)
+from shared.auth import Scope, auth_responses, require
 from shared.results import ExperimentResult, WinnerDecision, winner_of
 
 router = APIRouter(
-    prefix="/api/v1/experiments", tags=["experiment results"], responses=ERROR_RESPONSES
+    prefix="/api/v1/experiments",
+    tags=["experiment results"],
+    dependencies=[require(Scope.READ)],
+    responses={**ERROR_RESPONSES, **auth_responses(ErrorBody)},
 )
 
 

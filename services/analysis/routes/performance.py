@@ -28,12 +28,20 @@ from services.analysis.routes.deps import (
     ERROR_RESPONSES,
     CompareCacheDep,
     DbDep,
+    ErrorBody,
     SettingsDep,
     json_response,
 )
+from shared.auth import Scope, auth_responses, require
 from shared.errors import ValidationFailed
 
-router = APIRouter(prefix="/api/v1/performance", tags=["performance"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/api/v1/performance",
+    tags=["performance"],
+    # every route, POST /compare included (a query whose result is kept), needs read
+    dependencies=[require(Scope.READ)],
+    responses={**ERROR_RESPONSES, **auth_responses(ErrorBody)},
+)
 
 PeriodDays = Annotated[
     int, Query(ge=1, le=3660, description="Trailing period in days, ending with the current hour.")

@@ -22,6 +22,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.assignment import decide
+from shared.auth import Scope, auth_responses, require, route_guard, scope_denied
 from shared.http import error_body
 
 from .snapshot import Rendered, SchemaEntry, bucket_json
@@ -117,7 +118,7 @@ _NOT_READY: Final = {
 }
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "Unknown schema."},
-    413: {"model": ErrorBody, "description": "Body larger than 1 MiB."},
+    413: {"model": ErrorBody, "description": "Body larger than 1 MiB (`payload_too_large`)."},
     422: {
         "model": ErrorBody,
         "description": "Invalid request (`validation_failed`, with the field at fault).",
@@ -132,14 +133,33 @@ class LeanRoute(APIRoute):
     no response model. It keeps the route's OpenAPI description (from its decorator
     arguments), its exception handling and the middlewares. Every endpoint of this
     router is ``async def endpoint(request: Request) -> Response``.
+
+    The one dependency honoured is the route's :class:`~shared.auth.ScopeGuard`
+    (declared on the router): checked before the endpoint, 401/403 without calling it.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
-        return handler
+        guard = route_guard(self.dependencies)
+        if guard is None:
+            return handler
+        required = guard.scope_for(next(iter(self.methods or {"GET"})))
+
+        async def guarded(request: Request) -> Response:
+            denied = scope_denied(request, required)
+            if denied is not None:
+                return denied
+            return await handler(request)
+
+        return guarded
 
 
-router = APIRouter(tags=["assignment"], route_class=LeanRoute)
+router = APIRouter(
+    tags=["assignment"],
+    route_class=LeanRoute,
+    dependencies=[require(Scope.CLIENT)],  # enforced by LeanRoute
+    responses=auth_responses(ErrorBody),
+)
 
 
 # --- helpers ----------------------------------------------------------------------------

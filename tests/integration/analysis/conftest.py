@@ -20,6 +20,7 @@ import pytest
 
 from services.analysis.main import create_app
 from services.analysis.settings import AnalysisSettings
+from tests.conftest import KEYS
 from tests.integration.analysis import builders as b
 
 NIL = UUID(int=0)
@@ -174,7 +175,9 @@ async def analysis_app(database_url: str, world: World) -> AsyncIterator[Any]:
 @pytest.fixture(scope="session")
 async def client(analysis_app: Any) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=analysis_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://analysis") as c:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://analysis", headers=KEYS.headers("read")
+    ) as c:
         yield c
 
 

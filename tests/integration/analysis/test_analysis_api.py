@@ -12,6 +12,7 @@ import pytest
 
 from services.analysis.main import create_app
 from services.analysis.settings import AnalysisSettings
+from tests.conftest import KEYS
 from tests.integration.analysis import builders as b
 from tests.integration.analysis.conftest import World, strict_json
 
@@ -45,7 +46,9 @@ async def test_database_failure_is_503_not_500(database_url: str, world: World) 
     async with app.router.lifespan_context(app):
         await app.state.database.pool.close()  # the server "went away"
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://a") as c:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://a", headers=KEYS.headers("read")
+        ) as c:
             error(
                 await c.get(f"/api/v1/experiments/{world.multi}/status"),
                 503,

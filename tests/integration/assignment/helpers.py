@@ -21,6 +21,7 @@ from services.assignment.serving.settings import ServingSettings
 from shared.events import AssignmentConfig
 from shared.kafka import make_producer
 from shared.topics import CONFIG
+from tests.conftest import KEYS
 from tests.unit.serving.builders import client, serving_app
 
 
@@ -125,6 +126,7 @@ async def asgi_post(app: FastAPI, path: str, body: bytes) -> tuple[int, bytes]:
             (b"host", b"serving"),
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
+            (b"authorization", f"Bearer {KEYS.client}".encode()),
         ],
         "client": ("127.0.0.1", 50000),
         "server": ("serving", 80),

@@ -58,6 +58,7 @@ def _fake_service(name: str) -> ThreadingHTTPServer:
                     "host": self.headers.get("host"),
                     "forwarded_for": self.headers.get("x-forwarded-for"),
                     "request_id": self.headers.get("x-request-id"),
+                    "authorization": self.headers.get("authorization"),
                 }
                 data, ctype = json.dumps(payload).encode(), "application/json"
             status = 503 if self.path.startswith("/api/v1/performance/busy") else 200
@@ -161,8 +162,9 @@ def test_api_paths_reach_their_owner_unchanged(
     gateway: str, method: str, path: str, owner: str
 ) -> None:
     body = json.dumps({"x": 1}) if method in ("POST", "PATCH") else None
+    auth = {"Authorization": "Bearer abf_not-checked-by-the-gateway"}
     resp = httpx.request(
-        method, gateway + path, content=body, headers={"content-type": "application/json"}
+        method, gateway + path, content=body, headers={"content-type": "application/json", **auth}
     )
     assert resp.status_code == 200, resp.text
     assert resp.headers["x-abflow-service"] == owner
@@ -171,6 +173,7 @@ def test_api_paths_reach_their_owner_unchanged(
     assert got["body"] == (body or "")
     assert got["host"] == gateway.removeprefix("http://")
     assert got["forwarded_for"] == "127.0.0.1" and len(got["request_id"]) == 32
+    assert got["authorization"] == auth["Authorization"]  # the API key passes through
 
 
 def test_large_request_bodies_pass(gateway: str) -> None:
@@ -178,6 +181,8 @@ def test_large_request_bodies_pass(gateway: str) -> None:
     body = json.dumps({"schema": "s", "unit_ids": units})
     resp = httpx.post(gateway + "/api/v1/assign/batch", content=body)
     assert resp.status_code == 200 and resp.json()["body"] == body
+    too_large = httpx.post(gateway + "/api/v1/assign/batch", content=b"x" * (5 << 20))
+    assert too_large.status_code == 413 and too_large.json()["error"] == "payload_too_large"
 
 
 def test_docs_are_served_per_service_with_their_openapi(gateway: str) -> None:

@@ -22,6 +22,7 @@ from services.assignment.control.settings import ControlSettings
 from shared.http import create_service_app
 from shared.kafka import make_consumer
 from shared.topics import CONFIG
+from tests.conftest import KEYS
 
 
 def build_app(settings: ControlSettings) -> FastAPI:
@@ -46,7 +47,9 @@ async def running(settings: ControlSettings) -> AsyncIterator[tuple[FastAPI, htt
     app = build_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://control") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://control", headers=KEYS.headers("admin")
+        ) as client:
             yield app, client
 
 

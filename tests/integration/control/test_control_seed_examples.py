@@ -5,12 +5,16 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.conftest import KEYS
+
 from .conftest import ConfigTopic
 from .factories import DEFINITION, assert_topic_matches, create_schema, create_variant, ok
 
 pytestmark = pytest.mark.integration
 
 USER = {"X-Actor": "user123"}
+# the audit actor: the key's principal, then on whose behalf (X-Actor)
+ACTOR = f"{KEYS.principal('admin')} (user123)"
 
 
 async def test_seed_variant_and_experiment_examples(
@@ -46,7 +50,7 @@ async def test_seed_variant_and_experiment_examples(
         201,
     )
     assert treatment["status"] == "draft" and treatment["traffic_allocation"] == 50.0
-    assert treatment["created_by"] == "user123"
+    assert treatment["created_by"] == ACTOR
     assert treatment["effective_definition"]["risk_config"] == {
         "auto_approve_threshold": 0.2,
         "require_hitl_threshold": 0.75,
@@ -125,7 +129,7 @@ async def test_seed_variant_and_experiment_examples(
     actions = [h["action"] for h in history["items"]]
     assert actions[:2] == ["experiment.start", "experiment.create"]
     assert "variant.activate" in actions and actions[-1] == "schema.create"
-    assert {h["actor"] for h in history["items"]} == {"user123"}
+    assert {h["actor"] for h in history["items"]} == {ACTOR}
     activate = next(h for h in history["items"] if h["action"] == "variant.activate")
     assert {"op": "changed", "path": "/status", "old": "draft", "new": "active"} in activate[
         "changes"

@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import KEYS
+
 from .dashboards import ROOT
 
 HOW_TO = (
@@ -173,7 +175,7 @@ def finite_values(result: list[dict[str, Any]]) -> list[float]:
 
 
 def running_schema_key(stack: Stack) -> str:
-    with httpx.Client(base_url=stack.gateway, timeout=10) as http:
+    with httpx.Client(base_url=stack.gateway, timeout=10, headers=KEYS.headers("admin")) as http:
         rows = http.get("/api/v1/experiments/statuses", params={"status": "running"}).json()
         if not rows.get("items"):
             pytest.fail(f"no running experiment to send traffic to: {HOW_TO}", pytrace=False)
@@ -254,7 +256,9 @@ class Traffic:
             ("POST", f"/api/v1/experiments/{missing}/pause"),  # assignment 404
         ]
         deadline = time.monotonic() + self.seconds
-        with httpx.Client(base_url=self.stack.gateway, timeout=10) as http:
+        with httpx.Client(
+            base_url=self.stack.gateway, timeout=10, headers=KEYS.headers("admin")
+        ) as http:
             while not self.stop.is_set() and time.monotonic() < deadline:
                 for method, path in paths:
                     with contextlib.suppress(httpx.HTTPError):

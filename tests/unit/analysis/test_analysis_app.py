@@ -7,6 +7,7 @@ import pytest
 
 from services.analysis.main import create_app
 from services.analysis.settings import AnalysisSettings
+from tests.conftest import KEYS
 
 pytestmark = pytest.mark.unit
 
@@ -30,6 +31,8 @@ def test_openapi_lists_every_route() -> None:
 async def test_requests_before_the_pool_started_are_503() -> None:
     app = create_app(AnalysisSettings())
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://a") as c:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://a", headers=KEYS.headers("read")
+    ) as c:
         resp = await c.get("/api/v1/experiments/00000000-0000-4000-8000-000000000000/status")
     assert resp.status_code == 503 and resp.json()["error"] == "database_unavailable"

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from services.console.main import create_app
 from services.console.pages import browser_config, render_page
 from services.console.settings import ConsoleSettings
+from services.console.upstream import KEY_COOKIE
 
 pytestmark = pytest.mark.unit
 
@@ -20,9 +21,13 @@ def _settings(**kw: object) -> ConsoleSettings:
     return ConsoleSettings(**kw)  # type: ignore[arg-type]
 
 
-async def _client(settings: ConsoleSettings) -> httpx.AsyncClient:
+async def _client(settings: ConsoleSettings, *, logged_in: bool = True) -> httpx.AsyncClient:
     app = create_app(settings)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://console",
+        cookies={KEY_COOKIE: "abf_test"} if logged_in else None,
+    )
 
 
 def _embedded_config(html: str) -> dict[str, object]:
@@ -50,7 +55,7 @@ async def test_health_and_metrics() -> None:
 )
 async def test_pages_are_shells_with_config_and_module(page: str, title: str) -> None:
     settings = _settings(
-        console_api_base_url="http://gw.example:18080/",
+        console_upstream_url="http://gw.example:18080/",
         console_grafana_url="http://grafana.example:3000",
         console_refresh_seconds=12,
     )
@@ -63,7 +68,8 @@ async def test_pages_are_shells_with_config_and_module(page: str, title: str) ->
     assert f'<script type="module" src="/console/static/js/{page}.js"></script>' in html
     assert f'href="/console/{page}" aria-current="page"' in html
     cfg = _embedded_config(html)
-    assert cfg["apiBaseUrl"] == "http://gw.example:18080"  # trailing slash removed
+    assert cfg["apiBaseUrl"] == "/console"  # the console's proxy: the browser never holds the key
+    assert cfg["loginUrl"] == "/console/login"
     assert cfg["refreshSeconds"] == 12
     assert cfg["actor"] == "console"
     assert cfg["links"] == {
@@ -120,16 +126,17 @@ def test_embedded_json_cannot_close_the_script_element() -> None:
     "bad",
     ["gateway:18080", "ftp://gw:21", "http://", "http://gw:1/?x=1", "javascript:alert(1)"],
 )
-def test_api_base_url_must_be_an_http_url(bad: str) -> None:
-    with pytest.raises(ValidationError, match="CONSOLE_API_BASE_URL"):
-        _settings(console_api_base_url=bad)
+def test_upstream_url_must_be_an_http_url(bad: str) -> None:
+    with pytest.raises(ValidationError, match="CONSOLE_UPSTREAM_URL"):
+        _settings(console_upstream_url=bad)
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CONSOLE_API_BASE_URL", "https://abflow.example.com")
+    monkeypatch.setenv("CONSOLE_UPSTREAM_URL", "https://abflow.example.com")
     monkeypatch.setenv("CONSOLE_REFRESH_SECONDS", "0")
     s = ConsoleSettings()
-    assert s.console_api_base_url == "https://abflow.example.com"
+    assert s.console_upstream_url == "https://abflow.example.com"
+    assert s.console_cookie_secure is False and s.console_session_hours == 12
     assert s.console_refresh_seconds == 0
     assert s.console_docs_url == "/docs"
 

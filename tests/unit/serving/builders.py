@@ -21,6 +21,7 @@ from shared.events import (
     VariantConfig,
 )
 from shared.http import create_service_app
+from tests.conftest import KEYS
 
 BASE = SchemaDefinition(
     workflow_steps=[{"name": "fetch"}, {"name": "score"}, {"name": "decide"}],
@@ -126,4 +127,6 @@ def serving_app(settings: ServingSettings) -> FastAPI:
 
 def client(app: FastAPI) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    return httpx.AsyncClient(transport=transport, base_url="http://serving")
+    return httpx.AsyncClient(
+        transport=transport, base_url="http://serving", headers=KEYS.headers("client")
+    )

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request, Response
 
+from shared.auth import principal_of
 from shared.errors import ConflictError, ValidationFailed
 
 from ..audit import RequestContext
@@ -44,23 +45,30 @@ def get_context(
         str | None,
         Header(
             alias="X-Actor",
-            description="Who makes the change (audit_log.actor; default `anonymous`). The header "
-            "name is configurable: ABFLOW_CONTROL_ACTOR_HEADER.",
+            description="On whose behalf the key's holder makes the change (optional): the "
+            "audit actor becomes `principal (X-Actor)`. The header name is configurable: "
+            "ABFLOW_CONTROL_ACTOR_HEADER.",
         ),
     ] = None,
     x_request_id: Annotated[
         str | None, Header(alias="X-Request-ID", description="Recorded with the audit row.")
     ] = None,
 ) -> RequestContext:
-    """The actor (header named by ``ControlSettings.actor_header``, default ``X-Actor``)."""
+    """The audit actor: the principal of the API key (``API_KEYS``), followed by the
+    ``X-Actor`` header's value in parentheses when one is sent (e.g. the console's user),
+    e.g. ``ci-deployer`` or ``console (alice)``. Only the principal is authenticated."""
+    principal = principal_of(request)
     header = control.settings.actor_header
     raw = x_actor if header.lower() == "x-actor" else request.headers.get(header)
-    actor = (raw or "").strip() or control.settings.default_actor
-    if len(actor) > 200:
+    on_behalf = (raw or "").strip()
+    if len(on_behalf) > 200:
         raise ValidationFailed(
             f"{control.settings.actor_header}: at most 200 characters",
             field=control.settings.actor_header,
         )
+    actor = principal.name
+    if on_behalf and on_behalf != principal.name:
+        actor = f"{principal.name} ({on_behalf})"
     return RequestContext(actor=actor, request_id=x_request_id[:200] if x_request_id else None)
 
 

@@ -12,7 +12,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
 
-from ..models.common import error_responses
+from shared.auth import Scope, auth_responses, require_by_method
+
+from ..models.common import ErrorBody, error_responses
 from ..models.experiments import (
     ArmIn,
     ExperimentCreate,
@@ -24,7 +26,13 @@ from ..models.experiments import (
 from ..ops import experiments as ops
 from .deps import ContextDep, ControlDep, IfMatchDep, PageDep, expected_version, set_etag
 
-router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
+router = APIRouter(
+    prefix="/api/v1/experiments",
+    tags=["experiments"],
+    # GET: scope read; every change (POST, PATCH, DELETE, lifecycle actions): admin
+    dependencies=[require_by_method(read=Scope.READ, write=Scope.ADMIN)],
+    responses=auth_responses(ErrorBody),
+)
 
 _TRANSITIONS = {
     "start": "Start a draft experiment (>= 2 variants, one control, 100 percent, none other running)",

@@ -7,7 +7,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from ..models.common import error_responses
+from shared.auth import Scope, auth_responses, require_by_method
+
+from ..models.common import ErrorBody, error_responses
 from ..models.schemas import (
     HistoryPage,
     SchemaCreate,
@@ -22,7 +24,13 @@ from ..models.schemas import (
 from ..ops import schemas as ops
 from .deps import ContextDep, ControlDep, IfMatchDep, PageDep, expected_version, set_etag
 
-router = APIRouter(prefix="/api/v1/schemas", tags=["schemas"])
+router = APIRouter(
+    prefix="/api/v1/schemas",
+    tags=["schemas"],
+    # GET: scope read; every change (POST, PATCH, DELETE, lifecycle actions): admin
+    dependencies=[require_by_method(read=Scope.READ, write=Scope.ADMIN)],
+    responses=auth_responses(ErrorBody),
+)
 
 VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1, description="Version number (1, 2, ...).")]
 

@@ -7,7 +7,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
 
-from ..models.common import error_responses
+from shared.auth import Scope, auth_responses, require_by_method
+
+from ..models.common import ErrorBody, error_responses
 from ..models.variants import (
     TrafficAllocationOut,
     TrafficAllocationRequest,
@@ -22,7 +24,13 @@ from ..ops import stats as stats_ops
 from ..ops import variants as ops
 from .deps import ContextDep, ControlDep, IfMatchDep, PageDep, expected_version, set_etag
 
-router = APIRouter(prefix="/api/v1/versions", tags=["versions"])
+router = APIRouter(
+    prefix="/api/v1/versions",
+    tags=["versions"],
+    # GET: scope read; every change (POST, PATCH, DELETE, lifecycle actions): admin
+    dependencies=[require_by_method(read=Scope.READ, write=Scope.ADMIN)],
+    responses=auth_responses(ErrorBody),
+)
 
 
 @router.get(

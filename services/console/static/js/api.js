@@ -1,6 +1,7 @@
 // The console's only door to the platform: every request goes through ApiClient, and
-// requestHeaders() is the one place where request headers are built (an API key added
-// by the auth work goes there).
+// requestHeaders() is the one place where request headers are built. The API key is not
+// here: it sits in an HttpOnly cookie and the console's proxy (/console/api/...) adds it;
+// a 401 (no or expired login) sends the browser to the login form.
 
 export class ApiError extends Error {
   /**
@@ -18,12 +19,11 @@ export class ApiError extends Error {
   }
 }
 
-/** Headers of every API request. ``config``: the page configuration (actor, later a key). */
+/** Headers of every API request. ``config``: the page configuration (the actor). */
 export function requestHeaders(config = {}, { json = false } = {}) {
   const headers = { Accept: "application/json" };
   if (json) headers["Content-Type"] = "application/json";
   if (config.actor) headers["X-Actor"] = config.actor;
-  if (config.apiKey) headers.Authorization = `Bearer ${config.apiKey}`;
   return headers;
 }
 
@@ -84,6 +84,12 @@ export class ApiClient {
       });
     } catch (err) {
       throw new ApiError(0, "network_error", `cannot reach the API (${err.message || err})`);
+    }
+    if (response.status === 401 && this.config.loginUrl && globalThis.location) {
+      const here = `${globalThis.location.pathname}${globalThis.location.search}`;
+      globalThis.location.assign(
+        `${this.config.loginUrl}?error=expired&next=${encodeURIComponent(here)}`,
+      );
     }
     if (!response.ok) throw await errorFrom(response);
     if (response.status === 204) return null;

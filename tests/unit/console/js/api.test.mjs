@@ -24,14 +24,27 @@ test("urls join the base and drop empty query values", () => {
   assert.equal(buildUrl("http://gw:18080/", "/api/v1/x", { a: 1, b: null, c: "", d: "r s" }), "http://gw:18080/api/v1/x?a=1&d=r+s");
 });
 
-test("headers are built in one place: JSON, actor, API key", () => {
+test("headers are built in one place: JSON, actor; never a key (the proxy adds it)", () => {
   assert.deepEqual(requestHeaders({}), { Accept: "application/json" });
   assert.deepEqual(requestHeaders({ actor: "console", apiKey: "k1" }, { json: true }), {
     Accept: "application/json",
     "Content-Type": "application/json",
     "X-Actor": "console",
-    Authorization: "Bearer k1",
   });
+});
+
+test("a 401 sends the browser to the login form, back to this page afterwards", async () => {
+  const assigned = [];
+  const saved = globalThis.location;
+  globalThis.location = { pathname: "/console/performance", search: "?schema=1", assign: (url) => assigned.push(url) };
+  try {
+    const body = { error: "unauthorized", message: "not logged in to the console" };
+    const api = new ApiClient({ apiBaseUrl: "/console", loginUrl: "/console/login" }, fakeFetch(401, body, []));
+    await assert.rejects(api.versionStats(), (err) => err.status === 401 && err.code === "unauthorized");
+    assert.deepEqual(assigned, ["/console/login?error=expired&next=%2Fconsole%2Fperformance%3Fschema%3D1"]);
+  } finally {
+    globalThis.location = saved;
+  }
 });
 
 test("statuses: 'all' means no status filter; requests carry the headers", async () => {
