@@ -43,6 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 
+from shared.auth import ApiKeyEntry, Scope, hash_key, new_key
 from shared.db.migrate import apply_migrations
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,10 +191,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+API_KEY = new_key()  # the server checks it like production
+
+
 def start_server(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = {
         **os.environ,
+        "API_KEYS": ApiKeyEntry("bench", Scope.READ, hash_key(API_KEY)).render(),
         "DATABASE_URL": database_url,
         "ANALYSIS_COMPARE_CACHE_TTL_S": "3600",
         "LOG_LEVEL": "WARNING",
@@ -247,7 +252,8 @@ def measure(
         calls[f"status_uncached_{name}"] = ("GET", status, None, {"Cache-Control": "no-cache"})
     lat: dict[str, list[float]] = {k: [] for k in calls}
     samples: dict[str, Any] = {}
-    with httpx.Client(base_url=base, timeout=10) as client:
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    with httpx.Client(base_url=base, timeout=10, headers=auth) as client:
         for i in range(warmup + requests):
             for key, (method, path, body, headers) in calls.items():
                 t0 = time.perf_counter()

@@ -68,6 +68,7 @@ def _loadgen(spec: dict[str, Any]) -> dict[str, Any]:
     mode = spec["mode"]
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Bearer {spec['api_key']}\r\n"
         "Content-Type: application/json\r\nContent-Length: "
     ).encode()
     schema = spec["schema"]
@@ -255,7 +256,8 @@ def _start_server(
             raise RuntimeError(f"server exited with {proc.returncode}: {' '.join(cmd)}")
         try:
             r = httpx.request(ready_method, f"http://127.0.0.1:{port}{ready_path}", timeout=1,
-                              json={"schema": "checkout", "unit_id": "warm"})  # fmt: skip
+                              json={"schema": "checkout", "unit_id": "warm"},
+                              headers={"Authorization": f"Bearer {env.get('BENCH_API_KEY', '')}"})  # fmt: skip
             if r.status_code == 200:
                 return proc
         except httpx.HTTPError:
@@ -302,7 +304,12 @@ def run_http_bench(
     cfg = asyncio.run(_publish_config(bootstrap, prefix))
     server_cpus, load_cpus = _cpus()
     serving_port, bare_port = _free_port(), _free_port()
+    from shared.auth import ApiKeyEntry, Scope, hash_key, new_key
+
+    api_key = new_key()  # the served app checks it like production (the bare app ignores it)
     env = {
+        "API_KEYS": ApiKeyEntry("bench", Scope.CLIENT, hash_key(api_key)).render(),
+        "BENCH_API_KEY": api_key,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "TOPIC_PREFIX": prefix,
         "ABFLOW_SERVING_REPLICA_ID": "bench",
@@ -316,10 +323,11 @@ def run_http_bench(
     try:
         bare = _start_server(
             ["--factory", "--app-dir", str(ROOT / "bench"), "assignment:bare_app"],
-            {}, bare_port, server_cpus, "/api/v1/assign", "POST",
+            {"BENCH_API_KEY": api_key}, bare_port, server_cpus, "/api/v1/assign", "POST",
         )  # fmt: skip
         base = {"host": "127.0.0.1", "path": "/api/v1/assign", "conns": conns,
-                "warmup": warmup, "duration": duration, "schema": cfg.schema_key}  # fmt: skip
+                "warmup": warmup, "duration": duration, "schema": cfg.schema_key,
+                "api_key": api_key}  # fmt: skip
         runs: dict[str, list[dict[str, Any]]] = {"bare": [], "assign": []}
         for _ in range(rounds):
             bare_spec = {**base, "port": bare_port, "server_pid": bare.pid, "mode": "single"}
