@@ -4,7 +4,7 @@ PY := .venv/bin/python
 STACK := python3 deploy/local/stack.py
 PYTEST_ARGS ?=
 
-.PHONY: help install lint format typecheck test test-unit test-integration test-browser test-monitoring up down status infra-up demo schemas dashboards bench clean
+.PHONY: help install lint format typecheck test test-unit test-integration test-browser test-monitoring test-reliability test-faults up down status infra-up demo schemas dashboards bench bench-sustained clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -37,6 +37,12 @@ test-unit: install ## only the unit tests (no services needed)
 test-integration: install ## only the integration tests
 	deploy/local/run-tests.sh -m integration $(PYTEST_ARGS)
 
+test-reliability: install ## the reliability suite: fuzzing, poison messages, faults on a private stack, sustained load (RELIABILITY_LONG=1: long version)
+	deploy/local/run-tests.sh tests/reliability $(PYTEST_ARGS)
+
+test-faults: install ## fault injection only (broker/database restarts, SIGTERM, load) on a private stack, ports 3xxxx
+	$(PY) -m pytest tests/reliability/faults $(PYTEST_ARGS)
+
 test-browser: install ## browser tests of the console (needs `make up && make demo`)
 	set -a && source .stack/env && set +a && $(PY) -m pytest tests/browser $(PYTEST_ARGS)
 
@@ -67,6 +73,9 @@ dashboards: ## regenerate the Grafana dashboards and the local Prometheus config
 
 bench: install ## run every benchmark (each prints one JSON object on its last line)
 	set -a && source .stack/env && set +a && for b in bench/assignment.py bench/aggregator.py bench/analysis.py; do $(PY) $$b || exit 1; done
+
+bench-sustained: install ## 60 s of assignment traffic at 80% of its maximum + 1,000 events/s (BENCH_ARGS=--private: own stack)
+	$(PY) bench/sustained_load.py $(BENCH_ARGS)
 
 clean: down ## stop the stack and remove its state (.stack)
 	rm -rf .stack

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from services.analysis.settings import AnalysisSettings
-from shared.db.pool import create_pool
+from shared.db.pool import PoolProbe, create_pool
 from shared.errors import PlatformError
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class DatabaseComponent:
         self._settings = settings
         self._attempts = attempts
         self._pool: asyncpg.Pool | None = None
+        self._probe: PoolProbe | None = None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -64,8 +65,13 @@ class DatabaseComponent:
                 "max_parallel_workers_per_gather": "0",
             },
         )
+        self._probe = PoolProbe(self._pool, s.database_url)
+        self._probe.start()
 
     async def stop(self) -> None:
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            await probe.stop()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -74,9 +80,13 @@ class DatabaseComponent:
         pool = self._pool
         if pool is None:
             return {"status": "down", "ready": False}
+        # every answer of this service needs the database: without it the service is down
+        probe = self._probe.report() if self._probe is not None else {"database": "reachable"}
+        reachable = probe["database"] == "reachable"
         return {
-            "status": "ok",
-            "ready": True,
+            "status": "ok" if reachable else "down",
+            "ready": reachable,
+            **probe,
             "size": pool.get_size(),
             "idle": pool.get_idle_size(),
             "max_size": pool.get_max_size(),

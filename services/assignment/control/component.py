@@ -13,7 +13,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry, Counter
 
-from shared.db.pool import create_pool
+from shared.db.pool import PoolProbe, create_pool
 from shared.kafka import make_producer
 from shared.topics import CONFIG
 
@@ -38,6 +38,7 @@ class ControlPlane:
         self.registry = registry
         self.topic = CONFIG.full_name(settings.topic_prefix)
         self._pool: asyncpg.Pool | None = None
+        self._probe: PoolProbe | None = None
         self.mutations = Counter(
             "abflow_control_mutations_total",
             "Committed control API mutations by entity and action",
@@ -66,11 +67,16 @@ class ControlPlane:
             min_size=self.settings.pool_min_size,
             max_size=self.settings.pool_max_size,
         )
+        self._probe = PoolProbe(self._pool, self.settings.database_url)
+        self._probe.start()
         if self.settings.relay_enabled:
             self.relay.start()
 
     async def stop(self) -> None:
         await self.relay.stop()
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            await probe.stop()
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -79,12 +85,17 @@ class ControlPlane:
         if self._pool is None:
             return {"status": "down", "ready": False, "pool": None}
         relay = self.relay.health()
-        degraded = self.settings.relay_enabled and (
-            not relay["running"] or relay["last_error"] is not None
+        probe = self._probe.report() if self._probe is not None else {"database": "reachable"}
+        # without its database the control API answers 503, but the assignment hot path
+        # goes on from its snapshot: the service is degraded, not down
+        degraded = probe["database"] != "reachable" or (
+            self.settings.relay_enabled
+            and (not relay["running"] or relay["last_error"] is not None)
         )
         return {
             "status": "degraded" if degraded else "ok",
             "ready": True,
+            **probe,
             "pool": {"size": self._pool.get_size(), "idle": self._pool.get_idle_size()},
             "relay": {"enabled": self.settings.relay_enabled, **relay},
             "topic": self.topic,

@@ -1,0 +1,282 @@
+"""SIGTERM of each service: a clean, quick exit that keeps what was acknowledged.
+
+Each service runs here as a child process of the test (so that its exit code can be
+read), configured like the private stack's (same Kafka, PostgreSQL and API keys, the
+same command line as ``deploy/local/stack.py``), while traffic reaches it; then SIGTERM:
+
+- it exits within ``EXIT_WITHIN_S`` seconds, with code 0, and no traceback in its log;
+- assignment: every exposure of an assignment answered before the signal is in Kafka
+  (the exposure producer was flushed);
+- aggregator (flush interval 60 s, so nothing is committed before the signal): after
+  the exit its offsets in ``aggregator_offsets`` reach the end of the topic and the
+  aggregates equal the exact sums of the distinct events read (the last flush ran);
+- analysis, console: requests in flight are answered, then the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+
+from deploy.demo.scenario import create_scenario
+from shared.kafka import ensure_topics
+from shared.topics import EXECUTIONS, EXPOSURES
+from tests.integration.aggregator.generator import check_database, expected, make_stream
+from tests.reliability.faults.stack import PrivateStack
+from tests.reliability.faults.streams import end_offsets, produce_through_faults
+from tests.reliability.harness import ServiceProcess, free_port, read_topic
+
+pytestmark = [pytest.mark.reliability, pytest.mark.faults]
+
+EXIT_WITHIN_S = 10.0
+UVICORN_CLEAN = -signal.SIGTERM
+"""uvicorn (0.29+) shuts down gracefully on SIGTERM (lifespan shutdown: components
+stopped, producers flushed, pools closed), then re-raises the signal so that the exit
+status says what stopped it: a clean stop of a uvicorn service is "terminated by
+SIGTERM" (shell status 143), not 0."""
+
+
+def _uvicorn(name: str, app: str, stack: PrivateStack, log_dir: Path, **env: str) -> ServiceProcess:
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--log-level", "warning", "--no-access-log"]
+    return ServiceProcess(name, argv, {**stack.service_env(), **env}, log_dir, port=port)
+
+
+def _terminate(proc: ServiceProcess) -> tuple[int | None, float]:
+    """SIGTERM; (exit code, seconds to exit); SIGKILL after 30 s (then the code is -9)."""
+    started = time.monotonic()
+    code = proc.stop(timeout=30.0)
+    return code, time.monotonic() - started
+
+
+def _assert_clean(proc: ServiceProcess, code: int | None, took: float, clean: int = 0) -> None:
+    log = proc.log_text()
+    assert code == clean, f"{proc.name} exited with {code} after SIGTERM; log:\n{proc.tail()}"
+    assert took <= EXIT_WITHIN_S, f"{proc.name} took {took:.1f}s to exit; log:\n{proc.tail()}"
+    assert "Traceback" not in log, f"{proc.name} logged a traceback:\n{proc.tail(80)}"
+
+
+async def test_sigterm_assignment_flushes_exposures(
+    private_stack: PrivateStack, tmp_path: Path, reliability_summary: list[str]
+) -> None:
+    stack = private_stack
+    async with httpx.AsyncClient(
+        base_url=stack.url("assignment"), timeout=10.0, headers=stack.headers("admin")
+    ) as admin:
+        scenario = await create_scenario(admin, suffix=f"sigterm-{uuid.uuid4().hex[:6]}")
+    # a second replica: same topics and database, the outbox relay left to the stack's one
+    proc = _uvicorn(
+        "assignment",
+        "services.assignment.main:app",
+        stack,
+        tmp_path,
+        ABFLOW_CONTROL_RELAY_ENABLED="false",
+        ABFLOW_SERVING_REPLICA_ID="sigterm-test",
+    ).start()
+    try:
+        await proc.wait_http("/health/ready", timeout=60)
+        acked: set[str] = set()
+        async with httpx.AsyncClient(
+            base_url=proc.url, timeout=10.0, headers=stack.headers("client")
+        ) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                r = await client.post(
+                    "/api/v1/assign", json={"schema": scenario.schema_key, "unit_id": "probe"}
+                )
+                if r.status_code == 200 and r.json()["in_experiment"]:
+                    break
+                assert time.monotonic() < deadline, r.text
+                await asyncio.sleep(0.2)
+            tag = uuid.uuid4().hex[:8]
+
+            async def assign(i: int) -> None:
+                unit = f"sig-{tag}-{i}"
+                resp = await client.post(
+                    "/api/v1/assign", json={"schema": scenario.schema_key, "unit_id": unit}
+                )
+                if resp.status_code == 200 and resp.json()["in_experiment"]:
+                    acked.add(unit)
+
+            for start in range(0, 2_000, 100):
+                await asyncio.gather(*(assign(i) for i in range(start, start + 100)))
+        code, took = await asyncio.to_thread(_terminate, proc)
+    finally:
+        proc.stop()
+    _assert_clean(proc, code, took, UVICORN_CLEAN)
+    assert len(acked) == 2_000
+    records = await read_topic(stack.bootstrap, EXPOSURES.full_name(), timeout=20)
+    exposed = set()
+    for rec in records:
+        with_unit = orjson.loads(rec.value)
+        if with_unit.get("experiment_id") == scenario.experiment_id:
+            exposed.add(with_unit["unit_id"])
+    missing = acked - exposed
+    assert not missing, f"{len(missing)} of {len(acked)} acknowledged exposures not in Kafka"
+    line = (
+        f"SIGTERM assignment: graceful exit (uvicorn: status 143) in {took:.1f}s, {len(acked):,} exposures acknowledged "
+        "just before the signal, all in Kafka, no traceback"
+    )
+    print("\n" + line)
+    reliability_summary.append(line)
+
+
+async def _wait_aggregator_ready(proc: ServiceProcess, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=proc.url, timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            assert proc.alive(), f"aggregator exited; log:\n{proc.tail()}"
+            try:
+                health = (await client.get("/health")).json()
+                if health["components"]["executions"].get("ready"):
+                    return
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"aggregator not ready in {timeout}s; log:\n{proc.tail()}")
+
+
+async def test_sigterm_aggregator_commits_its_last_flush(
+    private_stack: PrivateStack, tmp_path: Path, reliability_summary: list[str]
+) -> None:
+    stack = private_stack
+    prefix = f"sig{uuid.uuid4().hex[:8]}."
+    group = f"sigterm-{uuid.uuid4().hex[:8]}"
+    offsets_group = f"{group}.executions"  # the executions consumer's group
+    await ensure_topics(stack.bootstrap, prefix=prefix)
+    port = free_port()
+    proc = ServiceProcess(
+        "aggregator",
+        [sys.executable, "-m", "services.aggregator.main"],
+        {
+            **stack.service_env(),
+            "TOPIC_PREFIX": prefix,
+            "AGGREGATOR_GROUP_ID": group,
+            "AGGREGATOR_WEB_PORT": str(port),
+            "AGGREGATOR_FLUSH_INTERVAL_S": "60",
+            "AGGREGATOR_FLUSH_MAX_EVENTS": "1000000",
+            "AGGREGATOR_DATA_DIR": str(tmp_path / "aggregator-data"),
+        },
+        tmp_path,
+        port=port,
+    ).start()
+    stream = make_stream(3_000, seed=random.randrange(1 << 30), too_late=0, id_prefix=prefix)
+    topic = EXECUTIONS.full_name(prefix)
+    try:
+        await _wait_aggregator_ready(proc)
+        await produce_through_faults(
+            stack.bootstrap, topic, [(r.key, r.value) for r in stream.records], rate=50_000
+        )
+        ends = await end_offsets(stack.bootstrap, topic)
+        # wait until the worker holds every record (read, not yet flushed)
+        async with httpx.AsyncClient(base_url=proc.url, timeout=3.0) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                text = (await client.get("/metrics")).text
+                pending = sum(
+                    float(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith("abflow_aggregator_pending_records")
+                )
+                if pending >= sum(ends.values()):
+                    break
+                assert time.monotonic() < deadline, f"only {pending} records read"
+                await asyncio.sleep(0.2)
+        conn = await asyncpg.connect(stack.database_url)
+        try:
+            before = await conn.fetchval(
+                "SELECT coalesce(sum(next_offset), 0) FROM aggregator_offsets "
+                "WHERE consumer_group = $1 AND topic = $2",
+                offsets_group,
+                topic,
+            )
+        finally:
+            await conn.close()
+        code, took = await asyncio.to_thread(_terminate, proc)
+    finally:
+        proc.stop()
+    _assert_clean(proc, code, took)
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT partition, next_offset FROM aggregator_offsets "
+            "WHERE consumer_group = $1 AND topic = $2",
+            offsets_group,
+            topic,
+        )
+        committed = {r["partition"]: r["next_offset"] for r in rows}
+        assert all(committed.get(p, 0) >= end for p, end in ends.items()), (committed, ends)
+        errors = await check_database(conn, stream, expected(stream))
+    finally:
+        await conn.close()
+    assert not errors, "\n".join(errors[:20])
+    line = (
+        f"SIGTERM aggregator: exit 0 in {took:.1f}s; {sum(ends.values()):,} records read "
+        f"and unflushed before the signal (committed before: {before}), all committed "
+        "by the last flush, aggregates exact, no traceback"
+    )
+    print("\n" + line)
+    reliability_summary.append(line)
+
+
+@pytest.mark.parametrize(
+    ("service", "app", "path", "scope"),
+    [
+        ("analysis", "services.analysis.main:app", "/api/v1/experiments/statuses", "read"),
+        ("console", "services.console.main:app", "/console/experiments", "read"),
+    ],
+)
+async def test_sigterm_http_service(
+    private_stack: PrivateStack,
+    tmp_path: Path,
+    reliability_summary: list[str],
+    service: str,
+    app: str,
+    path: str,
+    scope: str,
+) -> None:
+    proc = _uvicorn(service, app, private_stack, tmp_path).start()
+    statuses: list[int] = []
+    try:
+        await proc.wait_http("/health", timeout=60)
+        async with httpx.AsyncClient(
+            base_url=proc.url, timeout=10.0, headers=private_stack.headers(scope)
+        ) as client:
+            for _ in range(5):
+                statuses.append((await client.get(path)).status_code)
+
+            async def busy() -> None:
+                # requests while the signal arrives: answered, or refused once closed
+                with_errors = 0
+                while proc.alive():
+                    try:
+                        statuses.append((await client.get(path)).status_code)
+                    except httpx.TransportError:
+                        with_errors += 1
+                        await asyncio.sleep(0.05)
+
+            load = asyncio.create_task(busy())
+            await asyncio.sleep(0.5)
+            code, took = await asyncio.to_thread(_terminate, proc)
+            await load
+    finally:
+        proc.stop()
+    _assert_clean(proc, code, took, UVICORN_CLEAN)
+    assert all(200 <= s < 400 for s in statuses), f"{service}: statuses {set(statuses)}"
+    line = (
+        f"SIGTERM {service}: graceful exit (status 143) in {took:.1f}s with requests in flight "
+        f"({len(statuses)} answered {sorted(set(statuses))}), no traceback"
+    )
+    print("\n" + line)
+    reliability_summary.append(line)
