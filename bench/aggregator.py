@@ -16,7 +16,10 @@ throw-away database (migrated) and topics under a unique prefix, then:
    for ``--fresh-seconds`` and polls PostgreSQL every 50 ms for each execution id: the
    time from the send to the first poll that sees it (p50 / p95 / max).
 
-Prints the figures; the last line is one JSON object.
+Besides wall-clock rates it reports the CPU time the worker process and its PostgreSQL
+backends spent per record (from ``/proc``, so other load on the machine does not inflate
+it), and the event-time span of the generated stream. Prints the figures; the last line is
+one JSON object.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import os
+import pickle
 import subprocess
 import sys
 import tempfile
@@ -53,12 +57,12 @@ from tests.integration.aggregator.generator import (  # noqa: E402
     produce,
 )
 
-LOG_PATH = Path(tempfile.gettempdir()) / "abflow-bench-aggregator.log"
+LOG_DIR = Path(tempfile.gettempdir())
 
 
-def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """``python -m services.aggregator.main``, its log in ``LOG_PATH``."""
-    with open(LOG_PATH, "wb") as log:
+def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """``python -m services.aggregator.main``, its log in ``log_path``."""
+    with open(log_path, "wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "services.aggregator.main"],
             env=env,
@@ -66,6 +70,40 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def backend_cpu(conn: asyncpg.Connection, db_name: str) -> float:
+    """CPU seconds of the PostgreSQL backends connected to ``db_name`` (when the server runs
+    on this machine; 0 otherwise)."""
+    pids = await conn.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", db_name
+    )
+    return sum(cpu_seconds(int(r["pid"])) for r in pids)
+
+
+def event_time_span(values: list[bytes | None]) -> tuple[str, str, int]:
+    """First and last ``completed_at`` of the records, and the number of UTC hours (the few
+    bad records dated in the future left out)."""
+    now = datetime.now(UTC).isoformat()
+    times: list[str] = []
+    for v in values:
+        if v is None:
+            continue
+        with contextlib.suppress(orjson.JSONDecodeError, AttributeError, TypeError):
+            t = orjson.loads(v).get("completed_at")
+            if isinstance(t, str) and t <= now:
+                times.append(t)
+    hours = {datetime.fromisoformat(t).astimezone(UTC).strftime("%Y-%m-%dT%H") for t in times}
+    return min(times), max(times), len(hours)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -206,7 +244,13 @@ async def main() -> None:
     parser.add_argument("--fresh-seconds", type=float, default=30.0)
     parser.add_argument("--port", type=int, default=18993)
     parser.add_argument("--keep", action="store_true", help="keep the database")
-    parser.add_argument("--days", type=float, default=2.0, help="event-time span of the stream")
+    parser.add_argument("--days", type=float, default=4.0, help="event-time span of the stream")
+    parser.add_argument(
+        "--stream-cache",
+        type=Path,
+        help="pickle of the generated records: written on the first run, reused by the next "
+        "ones (generating 1,000,000 records takes minutes); it must match the other options",
+    )
     parser.add_argument(
         "--uniform",
         action="store_true",
@@ -234,18 +278,31 @@ async def main() -> None:
     }
     try:
         t = time.perf_counter()
-        stream = make_stream(
-            args.events,
-            seed=11,
-            duplicate_rate=0.01,
-            bad_rate=0.001,
-            too_late=0,
-            days=args.days,
-            ordered=not args.uniform,
-        )
-        records = [(r.key, r.value) for r in stream.records]
-        del stream
+        records = _load_stream(args.stream_cache) if args.stream_cache else None
+        if records is None:
+            stream = make_stream(
+                args.events,
+                seed=11,
+                duplicate_rate=0.01,
+                bad_rate=0.001,
+                too_late=0,
+                days=args.days,
+                ordered=not args.uniform,
+            )
+            records = [(r.key, r.value) for r in stream.records]
+            del stream
+            if args.stream_cache:
+                args.stream_cache.write_bytes(pickle.dumps(records))
         gen_s = time.perf_counter() - t
+        first, last, hours = event_time_span(
+            [v for _, v in records[:: max(1, len(records) // 20000)]]
+        )
+        result["event_time_first"], result["event_time_last"], result["event_hours"] = (
+            first,
+            last,
+            hours,
+        )
+        print(f"event time {first} .. {last} ({hours} distinct hours in a sample)", flush=True)
         t = time.perf_counter()
         await produce(bootstrap, topic, records, EXECUTIONS.partitions)
         produce_s = time.perf_counter() - t
@@ -257,7 +314,9 @@ async def main() -> None:
         )
         del records
 
+        cpu0 = time.process_time()
         bare_s, n = await bare_loop(bootstrap, topic, args.events)
+        bare_cpu = time.process_time() - cpu0
         bare_rate = n / bare_s
         print(
             f"bare aiokafka consume + orjson decode: {n:,} in {bare_s:.2f}s = {bare_rate:,.0f}/s",
@@ -275,8 +334,9 @@ async def main() -> None:
             "PYTHONPATH": str(ROOT),
             "LOG_LEVEL": "INFO",
         }
+        log_path = LOG_DIR / f"abflow-bench-aggregator-{prefix.rstrip('.')}.log"
         t0 = time.perf_counter()
-        worker = start_worker(env)
+        worker = start_worker(env, log_path)
         t_ready = None
         while True:
             await asyncio.sleep(0.1)
@@ -292,6 +352,8 @@ async def main() -> None:
             if time.perf_counter() - t0 > 1800:
                 raise RuntimeError("worker did not catch up in 30 min")
         t_done = time.perf_counter()
+        worker_cpu = cpu_seconds(worker.pid)
+        db_cpu = await backend_cpu(conn, db_name)
         total_s = t_done - t0
         worker_rate = args.events / total_s
         metrics = scrape(args.port)
@@ -311,7 +373,13 @@ async def main() -> None:
             )
         ratio = worker_rate / bare_rate
         print(
-            f"ratio worker / bare = {ratio:.2f} (target >= 0.5); worker log: {LOG_PATH}", flush=True
+            f"ratio worker / bare = {ratio:.2f} (target >= 0.5); worker log: {log_path}", flush=True
+        )
+        print(
+            f"CPU per record: worker process {worker_cpu / args.events * 1e6:.1f} us "
+            f"(bare loop {bare_cpu / args.events * 1e6:.1f} us), PostgreSQL backends "
+            f"{db_cpu / args.events * 1e6:.1f} us",
+            flush=True,
         )
         sink_sum = metrics.get('abflow_aggregator_sink_seconds_sum{kind="executions"}', 0.0)
         sink_n = metrics.get('abflow_aggregator_sink_seconds_count{kind="executions"}', 0.0)
@@ -334,6 +402,10 @@ async def main() -> None:
                 "worker_events_per_s_after_startup": round(steady) if steady else None,
                 "worker_seconds": round(total_s, 2),
                 "ratio": round(ratio, 3),
+                "worker_cpu_us_per_event": round(worker_cpu / args.events * 1e6, 1),
+                "bare_cpu_us_per_event": round(bare_cpu / args.events * 1e6, 1),
+                "postgres_cpu_us_per_event": round(db_cpu / args.events * 1e6, 1),
+                "load_average": list(os.getloadavg()),
                 "distinct_executions": counted,
                 "freshness_rate_per_s": round(fresh["rate"]),
                 "freshness_p50_s": round(fresh["p50_s"], 3),
@@ -357,6 +429,13 @@ async def main() -> None:
         await admin.close()
         await _delete_topics(bootstrap, prefix)
     print(json.dumps(result))
+
+
+def _load_stream(path: Path) -> list[tuple[bytes | None, bytes | None]] | None:
+    if not path.exists():
+        return None
+    records: list[tuple[bytes | None, bytes | None]] = pickle.loads(path.read_bytes())
+    return records
 
 
 async def _delete_topics(bootstrap: str, prefix: str) -> None:

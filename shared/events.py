@@ -4,17 +4,26 @@ Every model is frozen and carries an explicit ``event_version`` (or
 ``config_version``) so that consumers can reject what they do not understand.
 The JSON Schemas in ``schemas/events/`` are generated from these models
 (``python -m shared.jsonschemas``); a test fails when they drift.
+
+The wire events (:class:`ExecutionEvent`, :class:`StepResult`, :class:`ExposureEvent`,
+:class:`DeadLetter`) are **strict**: a JSON-native type must arrive as itself (``"1"`` is
+not an integer, ``1`` and ``"true"`` are not booleans, ``2.0`` is not an integer; an
+integer is a valid float), exactly as their published JSON Schemas say. Ids are UUID
+strings (or ``UUID`` objects in Python) and times ISO 8601 date-time strings with an
+offset (or aware ``datetime`` objects); numbers are refused for both.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "AssignmentConfig",
@@ -41,7 +50,44 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class StepResult(_Frozen):
+class _Wire(BaseModel):
+    """A strict event read from Kafka (see the module docstring)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+_ISO_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+
+
+def _datetime_input(value: Any) -> Any:
+    """Only an aware ``datetime`` or an ISO 8601 string goes on to pydantic's parser (which
+    would also take a number, or a string of digits, as Unix time)."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        if _ISO_DATETIME.match(value):
+            return value
+        raise PydanticCustomError(
+            "datetime_parsing", "Input should be an ISO 8601 date-time, e.g. 2024-01-31T12:00:00Z"
+        )
+    raise PydanticCustomError("datetime_type", "Input should be an ISO 8601 date-time string")
+
+
+def _version_input(value: Any) -> Any:
+    if isinstance(value, bool):  # True == 1 for Literal[1]
+        raise PydanticCustomError("literal_error", "Input should be 1")
+    return value
+
+
+WireVersion = Annotated[Literal[1], BeforeValidator(_version_input)]
+"""An ``event_version`` / ``dead_letter_version``: the integer 1 (not ``true``)."""
+WireUUID = Annotated[UUID, Field(strict=False)]
+"""A UUID as its string (or a ``UUID`` object)."""
+WireDatetime = Annotated[AwareDatetime, Field(strict=False), BeforeValidator(_datetime_input)]
+"""An aware date-time as an ISO 8601 string with an offset (or an aware ``datetime``)."""
+
+
+class StepResult(_Wire):
     """Outcome of one workflow step within an execution."""
 
     name: str = Field(min_length=1, max_length=200)
@@ -49,27 +95,27 @@ class StepResult(_Frozen):
     duration_ms: float = Field(ge=0, le=1e10, allow_inf_nan=False)
 
 
-class ExecutionEvent(_Frozen):
+class ExecutionEvent(_Wire):
     """One finished workflow execution, emitted by an orchestrator.
 
     Keyed by ``execution_id`` on the executions topic; a retried emission of the same
     execution id is counted once by the aggregator.
     """
 
-    event_version: Literal[1] = EXECUTION_EVENT_VERSION
+    event_version: WireVersion = EXECUTION_EVENT_VERSION
     execution_id: str = Field(min_length=1, max_length=200)
-    schema_id: UUID
+    schema_id: WireUUID
     schema_version: int = Field(ge=1)
-    variant_id: UUID | None = None
+    variant_id: WireUUID | None = None
     variant_key: str | None = Field(default=None, max_length=100)
-    experiment_id: UUID | None = None
+    experiment_id: WireUUID | None = None
     unit_id: str | None = Field(default=None, max_length=200)
     success: bool
     duration_ms: float = Field(ge=0, le=1e10, allow_inf_nan=False)
     risk_score: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
     steps: list[StepResult] = Field(default_factory=list, max_length=200)
-    started_at: AwareDatetime
-    completed_at: AwareDatetime
+    started_at: WireDatetime
+    completed_at: WireDatetime
     assignment_reason: str | None = Field(default=None, max_length=32)
 
     @model_validator(mode="after")
@@ -79,18 +125,18 @@ class ExecutionEvent(_Frozen):
         return self
 
 
-class ExposureEvent(_Frozen):
+class ExposureEvent(_Wire):
     """A unit was assigned into an experiment (keyed by unit id)."""
 
-    event_version: Literal[1] = EXPOSURE_EVENT_VERSION
-    experiment_id: UUID
+    event_version: WireVersion = EXPOSURE_EVENT_VERSION
+    experiment_id: WireUUID
     experiment_key: str
-    variant_id: UUID
+    variant_id: WireUUID
     variant_key: str
-    schema_id: UUID
+    schema_id: WireUUID
     unit_id: str = Field(min_length=1, max_length=200)
     bucket: float = Field(ge=0, lt=1)
-    exposed_at: AwareDatetime
+    exposed_at: WireDatetime
     replica: str | None = None
 
 
@@ -160,10 +206,10 @@ class AssignmentConfig(_Frozen):
     published_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
-class DeadLetter(_Frozen):
+class DeadLetter(_Wire):
     """A record that could not be processed, with its original bytes and the reason."""
 
-    dead_letter_version: Literal[1] = DEAD_LETTER_VERSION
+    dead_letter_version: WireVersion = DEAD_LETTER_VERSION
     source_topic: str
     partition: int
     offset: int
@@ -172,7 +218,7 @@ class DeadLetter(_Frozen):
     reason: str
     error_code: str
     service: str
-    failed_at: AwareDatetime
+    failed_at: WireDatetime
 
     @staticmethod
     def encode(raw: bytes | None) -> str | None:

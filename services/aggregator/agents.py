@@ -55,7 +55,23 @@ from shared.topics import DEAD_LETTER
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExecutionsPipeline", "ExposureProcessor"]
+__all__ = ["ExecutionsPipeline", "ExposureProcessor", "is_connection_error"]
+
+# Errors that mean "PostgreSQL is not reachable right now" (restart, failover, network):
+# the work is retried with backoff and /health says so meanwhile.
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, timeouts (TimeoutError is an OSError)
+    asyncpg.InterfaceError,  # includes ConnectionDoesNotExistError
+    asyncpg.CannotConnectNowError,  # starting up / shutting down
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.ConnectionFailureError,
+)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """True for a lost or refused PostgreSQL connection (as opposed to a failed statement)."""
+    return isinstance(exc, _CONNECTION_ERRORS)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -106,6 +122,7 @@ class ExecutionsPipeline:
         self.last_error: str | None = None
         self.last_flush_ok: float | None = None
         self.failed_flushes_in_a_row = 0
+        self.database_unreachable_since: float | None = None
         self.ready = asyncio.Event()
         self._ev_counted = metrics.events.labels(self.topic, "counted")
         self._ev_dup = metrics.events.labels(self.topic, "duplicate")
@@ -146,19 +163,40 @@ class ExecutionsPipeline:
         self.partitions.clear()
 
     def health(self) -> dict[str, Any]:
+        """``down`` when the consume loop died; ``degraded`` while PostgreSQL is unreachable
+        (nothing can commit; the worker retries with backoff and resumes by itself) or after
+        three failed flushes in a row; else ``ok``."""
         running = self._task is not None and not self._task.done()
+        db_down = self.database_unreachable_since is not None
         status = "ok"
         if not running and not self._stopping:
             status = "down"
-        elif self.failed_flushes_in_a_row >= 3:
+        elif db_down or self.failed_flushes_in_a_row >= 3:
             status = "degraded"
         return {
             "status": status,
             "ready": running and self.ready.is_set(),
+            "database": "unreachable" if db_down else "ok",
+            "database_unreachable_s": None
+            if self.database_unreachable_since is None
+            else round(time.monotonic() - self.database_unreachable_since, 1),
             "partitions": sorted(self.partitions),
             "last_flush_ok": self.last_flush_ok,
             "last_error": self.last_error,
         }
+
+    def _database_failed(self, exc: BaseException, *, certain: bool = False) -> None:
+        if (certain or is_connection_error(exc)) and self.database_unreachable_since is None:
+            self.database_unreachable_since = time.monotonic()
+            log.warning("PostgreSQL unreachable (%r); retrying with backoff", exc)
+
+    def _database_ok(self) -> None:
+        if self.database_unreachable_since is not None:
+            log.info(
+                "PostgreSQL reachable again after %.1fs",
+                time.monotonic() - self.database_unreachable_since,
+            )
+            self.database_unreachable_since = None
 
     def take_touched_variants(self) -> set[str]:
         out, self._touched_variants = self._touched_variants, set()
@@ -201,9 +239,16 @@ class ExecutionsPipeline:
                     progress = await sink.claim_partitions(conn, self.group, self.topic, parts)
                 break
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("loading partitions %s failed (%r); retrying", parts, exc)
+                self.last_error = repr(exc)
+                # a trivial statement: failing it means no usable database (e.g. one that
+                # refuses connections while it starts, or is closed to new connections)
+                self._database_failed(exc, certain=True)
+                log.warning(
+                    "loading partitions %s failed (%r); retrying in %.1fs", parts, exc, delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        self._database_ok()
         assigned = {tp.partition for tp in self.consumer.assignment() if tp.topic == self.topic}
         for p in parts:
             if p not in assigned:  # revoked while we were reading PostgreSQL
@@ -440,6 +485,7 @@ class ExecutionsPipeline:
                 self.metrics.flushes.labels("executions", "error").inc()
                 self.failed_flushes_in_a_row += 1
                 self.last_error = repr(exc)
+                self._database_failed(exc)
                 log.error("flush failed (%r); re-reading partitions %s", exc, sorted(batches))
                 self._schedule_resync(batches)
                 raise
@@ -462,6 +508,7 @@ class ExecutionsPipeline:
                 " ".join(f"{k}={v:.3f}" for k, v in timings.items()),
             )
             self.failed_flushes_in_a_row = 0
+            self._database_ok()
             self.last_flush_ok = committed
             self.metrics.sink_seconds.labels("executions").observe(elapsed)
             self.metrics.flushes.labels("executions", "ok").inc()

@@ -33,14 +33,16 @@ from services.aggregator.sketch import DurationSketch, decode_sketch, encode_ske
 from services.aggregator.state import (
     Execution,
     ExperimentKey,
+    Groups,
     PartialAggregate,
     PartitionState,
     VersionKey,
-    aggregate,
     hour_of,
     hour_start,
     steps_json,
+    without,
 )
+from services.aggregator.state import group as group_by_key
 
 log = logging.getLogger(__name__)
 
@@ -330,6 +332,66 @@ async def _merge_variant_durations(
     return len(records)
 
 
+def _raw_records(
+    batches: Mapping[int, PartitionBatch], seen_ids: set[str]
+) -> list[tuple[Any, ...]]:
+    """The ``workflow_executions`` rows of the batches (first occurrence of each id)."""
+    rows: list[tuple[Any, ...]] = []
+    append = rows.append
+    for p in sorted(batches):
+        b = batches[p]
+        for ex, off in zip(b.executions, b.offsets, strict=True):
+            eid = ex.execution_id
+            if eid in seen_ids:
+                continue
+            seen_ids.add(eid)
+            append(
+                (
+                    eid,
+                    ex.schema_id,
+                    ex.schema_version,
+                    ex.variant_id,
+                    ex.variant_key,
+                    ex.experiment_id,
+                    ex.unit_id,
+                    ex.success,
+                    ex.duration_ms,
+                    ex.risk_score,
+                    steps_json(ex),
+                    ex.assignment_reason,
+                    ex.started_at,
+                    ex.completed_at,
+                    p,
+                    off,
+                )
+            )
+    return rows
+
+
+async def _summarize(
+    groups: Groups,
+) -> tuple[dict[VersionKey, PartialAggregate], dict[ExperimentKey, PartialAggregate]]:
+    """:func:`~services.aggregator.state.summarize`, yielding to the event loop every few
+    thousand executions so that a COPY running on the connection keeps streaming."""
+    budget = [0]
+
+    async def pace(n: int) -> None:
+        budget[0] += n
+        if budget[0] >= 4000:
+            budget[0] = 0
+            await asyncio.sleep(0)
+
+    versions: dict[VersionKey, PartialAggregate] = {}
+    for vk, items in groups[0].items():
+        versions[vk] = PartialAggregate.of(items)
+        await pace(len(items))
+    experiments: dict[ExperimentKey, PartialAggregate] = {}
+    for ek, items in groups[1].items():
+        experiments[ek] = PartialAggregate.of(items)
+        await pace(len(items))
+    return versions, experiments
+
+
 def _version_records(
     keys: Sequence[VersionKey], aggs: Sequence[PartialAggregate]
 ) -> list[tuple[Any, ...]]:
@@ -450,63 +512,60 @@ async def flush_executions(
         clock.lap("lock")
         # 1. raw executions; duplicates within the batch are dropped first (first wins)
         seen: set[str] = set()
-        execs: list[Execution] = []
-        src_parts: list[int] = []
-        src_offsets: list[int] = []
+        candidates: list[tuple[int, Execution]] = []
+        rows_all: list[tuple[Any, ...]] = []
         for p in parts:
             b = batches[p]
-            for ex, off in zip(b.executions, b.offsets, strict=True):
+            for ex in b.executions:
                 if ex.execution_id in seen:
                     continue
                 seen.add(ex.execution_id)
-                execs.append(ex)
-                src_parts.append(p)
-                src_offsets.append(off)
-        # ids already stored (earlier flushes, other partitions); the rest is COPYed.
-        # A concurrent insert of the same id by another worker makes COPY fail on the
-        # primary key: the transaction rolls back and the batch is read again.
+                candidates.append((p, ex))
+        # Ids already stored (earlier flushes, other partitions) are looked up while this
+        # process builds the COPY rows and groups the executions by key: PostgreSQL and the
+        # worker work at the same time. A concurrent insert of the same id by another worker
+        # makes COPY fail on the primary key: the transaction rolls back and the batch is
+        # read again.
         existing: set[str] = set()
-        if execs:
-            ids = orjson.dumps([ex.execution_id for ex in execs]).decode()
-            existing = {r[0] for r in await conn.fetch(_EXISTING_IDS, ids)}
+        groups: Groups = ({}, {})
+        if candidates:
+            ids = orjson.dumps([ex.execution_id for _, ex in candidates]).decode()
+            lookup = asyncio.ensure_future(conn.fetch(_EXISTING_IDS, ids))
+            try:
+                await asyncio.sleep(0)  # let the query go out
+                rows_all = _raw_records(batches, seen_ids=set())
+                groups = group_by_key(candidates)
+            finally:
+                found = await lookup
+            existing = {r[0] for r in found}
         clock.lap("dedupe")
         counted = dict.fromkeys(parts, 0)
         new: list[tuple[int, Execution]] = []
-        rows_out: list[tuple[Any, ...]] = []
-        for ex, p, off in zip(execs, src_parts, src_offsets, strict=True):
-            if ex.execution_id in existing:
-                continue
-            new.append((p, ex))
+        if existing:
+            rows_out = [r for r in rows_all if r[0] not in existing]
+            groups = without(groups, existing)
+            new = [(p, ex) for p, ex in candidates if ex.execution_id not in existing]
+        else:
+            rows_out = rows_all
+            new = candidates
+        for p, _ in new:
             counted[p] += 1
-            rows_out.append(
-                (
-                    ex.execution_id,
-                    ex.schema_id,
-                    ex.schema_version,
-                    ex.variant_id,
-                    ex.variant_key,
-                    ex.experiment_id,
-                    ex.unit_id,
-                    ex.success,
-                    ex.duration_ms,
-                    ex.risk_score,
-                    steps_json(ex),
-                    ex.assignment_reason,
-                    ex.started_at,
-                    ex.completed_at,
-                    p,
-                    off,
+        # 2. COPY the new executions; their partial aggregates are computed meanwhile
+        copy = (
+            asyncio.ensure_future(
+                conn.copy_records_to_table(
+                    "workflow_executions", records=rows_out, columns=_RAW_COLUMNS
                 )
             )
-        if rows_out:
-            await conn.copy_records_to_table(
-                "workflow_executions", records=rows_out, columns=_RAW_COLUMNS
-            )
-        clock.lap("raw")
-
-        # 2. partial aggregates of the executions counted for the first time
-        dv, de = aggregate(new)
-        clock.lap("aggregate")
+            if rows_out
+            else None
+        )
+        try:
+            dv, de = await _summarize(groups)
+        finally:
+            if copy is not None:
+                await copy
+        clock.lap("raw+aggregate")
 
         # 3. merge into the cached absolute rows (load the ones not cached) and upsert
         need: dict[int, set[int]] = {}

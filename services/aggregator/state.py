@@ -30,14 +30,18 @@ __all__ = [
     "HOUR",
     "Execution",
     "ExperimentKey",
+    "Groups",
     "PartialAggregate",
     "PartitionState",
     "Pending",
     "VersionKey",
     "aggregate",
+    "group",
     "hour_of",
     "hour_start",
     "steps_json",
+    "summarize",
+    "without",
 ]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -371,14 +375,15 @@ def _max(a: float | None, b: float | None) -> float | None:
     return a if a >= b else b
 
 
-def aggregate(
-    executions: Iterable[tuple[int, Execution]],
-) -> tuple[dict[VersionKey, PartialAggregate], dict[ExperimentKey, PartialAggregate]]:
-    """Partial aggregates of ``(source partition, execution)`` pairs, by key.
+Groups = tuple[
+    dict[VersionKey, list[tuple[Execution, int | None]]],
+    dict[ExperimentKey, list[tuple[Execution, int | None]]],
+]
+"""Executions (with the sketch key of their duration) by version key and by experiment key."""
 
-    Executions are grouped by key first, then each group is summed with built-ins (C loops
-    over lists, in arrival order): the same values as adding them one by one, faster.
-    """
+
+def group(executions: Iterable[tuple[int, Execution]]) -> Groups:
+    """``(source partition, execution)`` pairs by key, in arrival order."""
     groups_v: dict[VersionKey, list[tuple[Execution, int | None]]] = {}
     groups_e: dict[ExperimentKey, list[tuple[Execution, int | None]]] = {}
     for partition, ex in executions:
@@ -396,9 +401,44 @@ def aggregate(
                 groups_e[ekey] = [item]
             else:
                 ge.append(item)
-    versions = {k: PartialAggregate.of(g) for k, g in groups_v.items()}
-    experiments = {k: PartialAggregate.of(g) for k, g in groups_e.items()}
+    return groups_v, groups_e
+
+
+def without(groups: Groups, execution_ids: set[str]) -> Groups:
+    """``groups`` minus the executions whose id is in ``execution_ids`` (empty groups go)."""
+    if not execution_ids:
+        return groups
+    out_v = {}
+    for vk, gv in groups[0].items():
+        kept = [item for item in gv if item[0].execution_id not in execution_ids]
+        if kept:
+            out_v[vk] = kept
+    out_e = {}
+    for ek, ge in groups[1].items():
+        kept = [item for item in ge if item[0].execution_id not in execution_ids]
+        if kept:
+            out_e[ek] = kept
+    return out_v, out_e
+
+
+def summarize(
+    groups: Groups,
+) -> tuple[dict[VersionKey, PartialAggregate], dict[ExperimentKey, PartialAggregate]]:
+    """The partial aggregate of each group."""
+    versions = {k: PartialAggregate.of(g) for k, g in groups[0].items()}
+    experiments = {k: PartialAggregate.of(g) for k, g in groups[1].items()}
     return versions, experiments
+
+
+def aggregate(
+    executions: Iterable[tuple[int, Execution]],
+) -> tuple[dict[VersionKey, PartialAggregate], dict[ExperimentKey, PartialAggregate]]:
+    """Partial aggregates of ``(source partition, execution)`` pairs, by key.
+
+    Executions are grouped by key first, then each group is summed with built-ins (C loops
+    over lists, in arrival order): the same values as adding them one by one, faster.
+    """
+    return summarize(group(executions))
 
 
 # ---------------------------------------------------------------------- partitions

@@ -387,10 +387,11 @@ async def test_aggregator_survived_the_poison(aggregator: Aggregator) -> None:
     assert "Traceback" not in proc.log_text(), proc.tail(120)
 
 
-# --------------------------------------------------------------------------- known gaps
+# ------------------------------------------------------------------- gaps found and fixed
 # Oversize records: found by this suite (docs/reliability.md, "Findings") and fixed by
-# capping the bytes a dead letter embeds (shared.events.DeadLetter.for_record). The
-# strict xfail further down documents a remaining contract gap.
+# capping the bytes a dead letter embeds (shared.events.DeadLetter.for_record). Lax type
+# coercion ("1" for an int, 1 for a bool): fixed by strict event models; the test further
+# down keeps it fixed.
 
 QUICK = 15.0
 """Seconds a healthy worker needs, at most, to handle a handful of records."""
@@ -500,12 +501,6 @@ async def test_oversize_exposures_are_dead_lettered(
     assert not problems, problems
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="contract gap (shared/events.py, lax pydantic): mistyped values that pydantic "
-    "coerces ('yes' -> true, '12.5' -> 12.5) are counted instead of dead-lettered, though "
-    "the published JSON Schema refuses them",
-)
 async def test_coercible_wrong_types_are_dead_lettered(aggregator: Aggregator) -> None:
     schema_id = str(uuid.uuid4())
     coerced = coercible_execution_poison(schema_id)

@@ -50,6 +50,12 @@ def event(**overrides: Any) -> dict[str, Any]:
 _DROP = object()
 
 
+def same(a: object, b: object) -> bool:
+    """Equal executions, with the same stored steps."""
+    assert isinstance(a, Execution) and isinstance(b, Execution), (a, b)
+    return a == b and steps_json(a) == steps_json(b)
+
+
 def enc(ev: Any) -> bytes:
     return orjson.dumps(ev)
 
@@ -62,7 +68,7 @@ def test_a_valid_event_decodes_to_normalised_fields() -> None:
     assert ex.steps == (("fetch", True, 10.0),)
     assert orjson.loads(steps_json(ex)) == [{"name": "fetch", "success": True, "duration_ms": 10}]
     model = ExecutionEvent.model_validate_json(enc(event()))
-    assert from_model(model) == decode_execution(enc(event()))
+    assert same(from_model(model), decode_execution(enc(event())))
 
 
 def test_optional_fields_may_be_missing_or_null() -> None:
@@ -85,7 +91,6 @@ def test_non_canonical_but_valid_forms_go_through_the_model() -> None:
         event(
             schema_id="6f1c2d3e4b5a4c6d8e9f0a1b2c3d4e5f",  # no hyphens
             started_at="2026-01-02 03:04:05+00:00",  # space separator
-            schema_version=3.0,
         )
     )
     assert decoding._fast(orjson.loads(raw)) is None
@@ -107,6 +112,17 @@ def test_non_canonical_but_valid_forms_go_through_the_model() -> None:
         (enc(event(schema_id=_DROP)), "schema_error"),
         (enc(event(colour="blue")), "schema_error"),
         (enc(event(success="maybe")), "schema_error"),
+        # strict contract: no coercion of JSON types
+        (enc(event(success="true")), "schema_error"),
+        (enc(event(success=1)), "schema_error"),
+        (enc(event(schema_version="3")), "schema_error"),
+        (enc(event(schema_version=3.0)), "schema_error"),
+        (enc(event(duration_ms="12.5")), "schema_error"),
+        (enc(event(risk_score="0.5")), "schema_error"),
+        (enc(event(execution_id=7)), "schema_error"),
+        (enc(event(completed_at=1767322000)), "schema_error"),
+        (enc(event(completed_at="1767322000")), "schema_error"),
+        (enc(event(steps=[{"name": "x", "success": 1, "duration_ms": 1}])), "schema_error"),
         (enc(event(schema_id="not-a-uuid")), "schema_error"),
         (enc(event(steps=[{"name": "x", "success": True}])), "schema_error"),
         (enc(event(risk_score=1.01)), "out_of_range"),
@@ -171,6 +187,16 @@ def _mutations(rng: random.Random) -> Any:
         [{"name": "a"}],
         [{"name": "a", "success": True, "duration_ms": -0.0}],
         "0" * 8 + "-" + "0" * 4 + "-" + "0" * 4 + "-" + "0" * 4 + "-" + "0" * 12,
+        # what a lax model would coerce
+        "1",
+        "0.5",
+        "true",
+        1.0,
+        3.0,
+        1767322000,
+        "1767322000",
+        [{"name": "a", "success": 1, "duration_ms": 1}],
+        [{"name": "a", "success": True, "duration_ms": "1"}],
     ]
     base = event()
     for _ in range(3000):
@@ -199,7 +225,7 @@ def test_the_fast_path_never_accepts_what_the_model_rejects() -> None:
         if isinstance(fast, Execution):
             assert model is not None, ev
             via_model = from_model(model)
-            assert fast == via_model, ev
+            assert same(fast, via_model), ev
         res = decode_execution(raw)
         if isinstance(res, Execution):
             accepted += 1
@@ -264,3 +290,97 @@ def test_dead_letter_carries_the_original_bytes_and_the_reason() -> None:
         )
     )
     assert tomb.value_b64 is None and tomb.key_b64 is None
+
+
+def _reference(raw: bytes) -> Execution | Rejection:
+    """The decision of the contract alone: the strict model, then the database checks."""
+    envelope = decoding._envelope(raw, 1024 * 1024)
+    if isinstance(envelope, Rejection):
+        return envelope
+    try:
+        model = ExecutionEvent.model_validate_json(raw)
+    except ValidationError as exc:
+        return decoding._rejection(exc)
+    return decoding._db_checks(from_model(model))
+
+
+def _generated(rng: random.Random, n: int) -> Any:
+    """Valid events of many shapes, and the same with one value mistyped or out of range."""
+    bad_values: dict[str, list[Any]] = {
+        "execution_id": [7, "", "x" * 201, None, True],
+        "schema_id": ["nope", 5, None, "6f1c2d3e-4b5a-4c6d-8e9f-0a1b2c3d4e5"],
+        "schema_version": ["3", 3.0, True, 0, -2, 2**31, None],
+        "variant_id": ["x", 1, True],
+        "experiment_id": ["", 0],
+        "unit_id": [5, "", "u" * 201, False, "a\x00b"],
+        "success": ["true", 1, 0, None, "yes"],
+        "duration_ms": ["12.5", True, -1, 1e11, None],
+        "risk_score": ["0.5", True, 1.5, -0.1],
+        "steps": [
+            None,
+            {},
+            "[]",
+            [{"name": "a"}],
+            [{"name": "", "success": True, "duration_ms": 1}],
+        ],
+        "started_at": [1767322000, "1767322000", "2026-01-02", "2026-01-02T03:04:05", True],
+        "completed_at": ["2020-01-01T00:00:00Z", 1.5e9, "yesterday"],
+        "assignment_reason": ["r" * 33, 3],
+        "variant_key": ["k" * 101, 1.5],
+        "event_version": [True, 1.0, "1", 2],
+    }
+    for i in range(n):
+        started = datetime(2026, 1, 1, tzinfo=UTC).timestamp() + rng.random() * 86400 * 30
+        duration = rng.choice([0, 1, rng.random() * 1000, rng.randint(0, 10**6)])
+        ev: dict[str, Any] = {
+            "execution_id": f"gen-{i}",
+            "schema_id": str(uuid.UUID(int=rng.getrandbits(128))),
+            "schema_version": rng.randint(1, 5),
+            "success": rng.random() < 0.5,
+            "duration_ms": duration,
+            "started_at": datetime.fromtimestamp(started, UTC).isoformat(),
+            "completed_at": datetime.fromtimestamp(started + duration / 1000, UTC).isoformat(),
+        }
+        if rng.random() < 0.5:
+            ev["event_version"] = 1
+        if rng.random() < 0.7:
+            ev["variant_id"] = str(uuid.UUID(int=rng.getrandbits(128)))
+            ev["experiment_id"] = str(uuid.UUID(int=rng.getrandbits(128)))
+        if rng.random() < 0.7:
+            ev["unit_id"] = f"unit-{rng.randint(1, 99)}"
+        if rng.random() < 0.7:
+            ev["risk_score"] = rng.choice([0, 1, rng.random()])
+        if rng.random() < 0.5:
+            ev["steps"] = [
+                {"name": f"s{k}", "success": rng.random() < 0.9, "duration_ms": rng.random() * 9}
+                for k in range(rng.randint(0, 3))
+            ]
+        if rng.random() < 0.2:
+            ev["assignment_reason"] = "experiment"
+        if rng.random() < 0.1:
+            ev["completed_at"] = ev["completed_at"].replace("+00:00", "Z")
+        yield ev
+        field = rng.choice(list(bad_values))
+        yield {**ev, field: rng.choice(bad_values[field])}
+
+
+def test_the_fast_path_decides_exactly_as_the_strict_model() -> None:
+    """On thousands of generated valid and invalid events, ``decode_execution`` (fast path
+    with its fallback) returns what the strict model plus the database checks return."""
+    rng = random.Random(5)
+    fast_accepted = accepted = rejected = 0
+    for ev in _generated(rng, 3000):
+        raw = enc(ev)
+        want = _reference(raw)
+        got = decode_execution(raw)
+        if isinstance(want, Execution):
+            assert isinstance(got, Execution) and same(got, want), ev
+            assert orjson.loads(steps_json(got)) == orjson.loads(steps_json(want)), ev
+            accepted += 1
+            fast_accepted += isinstance(decoding._fast(ev), Execution)
+        else:
+            assert isinstance(got, Rejection), (ev, got)
+            assert got.code == want.code, (ev, got, want)
+            rejected += 1
+    assert accepted > 2900 and rejected > 2000
+    assert fast_accepted > 0.9 * accepted  # the common case does take the fast path

@@ -99,3 +99,14 @@ def test_empty_and_zero_only_sketches() -> None:
     assert sk.quantile(0.99) == 0.0
     with pytest.raises(ValueError):
         sk.add(-1.0)
+
+
+def test_key_of_is_the_mappings_key() -> None:
+    from services.aggregator.sketch import _MIN_POSITIVE, key_of, sketch_key
+
+    rng = random.Random(3)
+    values = [0.0, 1e-300, _MIN_POSITIVE, 1.0, 1.01, 250.0, 1e10]
+    values += [rng.lognormvariate(5, 3) for _ in range(20_000)]
+    values += [rng.random() * 10.0 ** rng.randint(-9, 10) for _ in range(20_000)]
+    for v in values:
+        assert key_of(v) == (sketch_key(v) if v > _MIN_POSITIVE else None), v

@@ -66,11 +66,38 @@ def test_a_valid_execution_event_round_trips_and_matches_its_json_schema() -> No
         ("schema_id", "not-a-uuid"),
         ("started_at", "2026-01-01T00:00:00"),  # naive time is refused
         ("unexpected", 1),
+        # strict: JSON types are not coerced
+        ("success", "true"),
+        ("success", 1),
+        ("schema_version", "2"),
+        ("schema_version", 2.0),
+        ("duration_ms", "12.5"),
+        ("risk_score", "0.5"),
+        ("event_version", True),
+        ("started_at", 1767225600),
+        ("started_at", "1767225600"),
     ],
 )
 def test_invalid_execution_events_are_refused(field: str, value: object) -> None:
     with pytest.raises(ValidationError):
         ExecutionEvent.model_validate(execution(**{field: value}))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("success", "yes"), ("success", 1), ("duration_ms", "12.5"), ("schema_version", "2")],
+)
+def test_wire_json_is_strict(field: str, value: object) -> None:
+    with pytest.raises(ValidationError):
+        ExecutionEvent.model_validate_json(json.dumps(execution(**{field: value})))
+
+
+def test_ids_and_times_still_parse_from_strings() -> None:
+    event = ExecutionEvent.model_validate(execution(duration_ms=5))  # an int is a float
+    assert event.duration_ms == 5.0 and isinstance(event.duration_ms, float)
+    assert event.started_at.tzinfo is not None
+    again = ExecutionEvent.model_validate_json(event.model_dump_json())
+    assert again == event
 
 
 def test_completion_before_start_is_refused() -> None:
