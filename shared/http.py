@@ -337,7 +337,27 @@ def create_service_app(
             error_body("internal_error", f"unexpected {exc.__class__.__name__}"), status_code=500
         )
 
-    @app.get("/health", tags=["operations"], summary="Health of the service and its components")
+    health_doc: dict[int | str, dict[str, Any]] = {
+        200: {"description": "The service can answer: every component `ok` or `degraded`."},
+        503: {
+            "description": "A component is `down` (same body, `status: down`).",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+    }
+    ready_doc: dict[int | str, dict[str, Any]] = {
+        200: {"description": "Every component is ready."},
+        503: {
+            "description": "Not ready yet, or a component lost readiness (same body).",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+    }
+
+    @app.get(
+        "/health",
+        tags=["operations"],
+        summary="Health of the service and its components",
+        responses=health_doc,
+    )
     async def health() -> JSONResponse:
         reports = {c.name: c.health() for c in app.state.components}
         statuses = {r.get("status", "ok") for r in reports.values()}
@@ -347,7 +367,9 @@ def create_service_app(
             status_code=503 if status == "down" else 200,
         )
 
-    @app.get("/health/ready", tags=["operations"], summary="Ready to serve traffic")
+    @app.get(
+        "/health/ready", tags=["operations"], summary="Ready to serve traffic", responses=ready_doc
+    )
     async def ready() -> JSONResponse:
         reports = {c.name: c.health() for c in app.state.components}
         ok = bool(app.state.components) and all(r.get("ready", True) for r in reports.values())
