@@ -77,5 +77,5 @@ bench: install ## run every benchmark (each prints one JSON object on its last l
 bench-sustained: install ## 60 s of assignment traffic at 80% of its maximum + 1,000 events/s (BENCH_ARGS=--private: own stack)
 	$(PY) bench/sustained_load.py $(BENCH_ARGS)
 
-clean: down ## stop the stack and remove its state (.stack)
-	rm -rf .stack
+clean: ## stop the stack and remove its state (.stack, and PostgreSQL's folder when it lives under the temporary directory)
+	$(STACK) clean

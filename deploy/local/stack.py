@@ -801,6 +801,17 @@ def cmd_down(_: argparse.Namespace) -> None:
     log("stopped")
 
 
+def cmd_clean(args: argparse.Namespace) -> None:
+    """``down``, then remove the stack's state: ``.stack`` and PostgreSQL's folder when it
+    lives under the temporary directory (the local API keys go with ``.stack``)."""
+    cmd_down(args)
+    pgdir = pg_home()
+    if not pgdir.is_relative_to(STACK):
+        shutil.rmtree(pgdir, ignore_errors=True)
+    shutil.rmtree(STACK, ignore_errors=True)
+    log(f"removed {STACK}" + ("" if pgdir.is_relative_to(STACK) else f" and {pgdir}"))
+
+
 def cmd_status(_: argparse.Namespace) -> None:
     rows = [
         ("postgres", pg_running(), PG_PORT),
@@ -834,6 +845,7 @@ def main() -> int:
     listed.add_argument("started_file")
     listed.set_defaults(func=cmd_stop_listed)
     sub.add_parser("down", help="stop everything `up` started").set_defaults(func=cmd_down)
+    sub.add_parser("clean", help="down, then remove the stack's state").set_defaults(func=cmd_clean)
     sub.add_parser("status", help="what is running").set_defaults(func=cmd_status)
     sub.add_parser("env", help="print the infrastructure variables").set_defaults(func=cmd_env)
     args = parser.parse_args()

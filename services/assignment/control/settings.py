@@ -58,13 +58,8 @@ class ControlSettings(BaseServiceSettings):
         default="X-Actor",
         min_length=1,
         validation_alias="ABFLOW_CONTROL_ACTOR_HEADER",
-        description="Request header naming who makes a change (audit_log.actor).",
-    )
-    default_actor: str = Field(
-        default="anonymous",
-        min_length=1,
-        max_length=200,
-        validation_alias="ABFLOW_CONTROL_DEFAULT_ACTOR",
+        description="Request header naming on whose behalf the API key's principal makes a "
+        "change (recorded as `principal (value)` in audit_log.actor).",
     )
     transaction_retries: int = Field(
         default=5,
