@@ -53,6 +53,8 @@ class ControlPlane:
             lock_key=settings.relay_lock_key,
             batch_size=settings.relay_batch_size,
             poll_interval_s=settings.relay_poll_interval_s,
+            retention_s=settings.outbox_retention_s,
+            retention_interval_s=settings.outbox_retention_interval_s,
         )
 
     def _make_producer(self) -> AIOKafkaProducer:

@@ -16,6 +16,10 @@ nothing. Per schema the rows' id order is their revision order (writers serialis
 the schema row) and the topic has one partition, so revisions reach consumers in order.
 The relay wakes on ``NOTIFY config_outbox`` (sent by the insert trigger at commit)
 and otherwise rescans every ``poll_interval_s``.
+
+Retention: every ``retention_interval_s`` the active relay deletes published rows older
+than ``retention_s``, except each schema's latest row (the writers compare a new config
+with it to skip no-op changes; the revision counter itself lives on the schema row).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +63,11 @@ class RelayMetrics:
             "1 while this process holds the relay lock and publishes",
             registry=registry,
         )
+        self.purged = Counter(
+            "abflow_control_outbox_purged_total",
+            "Published outbox rows deleted by the retention pass",
+            registry=registry,
+        )
         self.lag = Gauge(
             "abflow_control_outbox_oldest_pending_seconds",
             "Age of the oldest unpublished outbox row seen by the active relay",
@@ -78,6 +88,8 @@ class OutboxRelay:
         lock_key: int,
         batch_size: int = 500,
         poll_interval_s: float = 0.5,
+        retention_s: float = 7 * 86400,
+        retention_interval_s: float = 3600,
     ) -> None:
         self._dsn = dsn
         self.topic = topic
@@ -86,6 +98,10 @@ class OutboxRelay:
         self._lock_key = lock_key
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
+        self._retention_s = retention_s
+        self._retention_interval_s = retention_interval_s
+        self._next_purge = 0.0  # monotonic time of the next retention pass
+        self.purged = 0
         self._task: asyncio.Task[None] | None = None
         self._producer: AIOKafkaProducer | None = None
         self._wake = asyncio.Event()
@@ -165,6 +181,9 @@ class OutboxRelay:
             while True:
                 self._wake.clear()
                 sent = await self.publish_pending(conn)
+                if time.monotonic() >= self._next_purge:
+                    await self.purge_published(conn)
+                    self._next_purge = time.monotonic() + self._retention_interval_s
                 self.last_error = None
                 if sent < self._batch_size:
                     with contextlib.suppress(TimeoutError):
@@ -191,6 +210,24 @@ class OutboxRelay:
         if producer is not None:
             with contextlib.suppress(Exception):
                 await producer.stop()
+
+    async def purge_published(self, conn: asyncpg.Connection) -> int:
+        """Delete published rows older than the retention, keeping each schema's latest."""
+        status = await conn.execute(
+            """
+            DELETE FROM config_outbox o
+             WHERE o.published_at < now() - make_interval(secs => $1)
+               AND EXISTS (SELECT 1 FROM config_outbox n
+                            WHERE n.schema_id = o.schema_id AND n.revision > o.revision)
+            """,
+            float(self._retention_s),
+        )
+        deleted = int(status.split()[-1])
+        self.purged += deleted
+        if deleted:
+            self._metrics.purged.inc(deleted)
+            log.info("outbox relay: purged %d published rows", deleted)
+        return deleted
 
     async def publish_pending(self, conn: asyncpg.Connection) -> int:
         """Publish one batch of pending rows in id order; return how many were sent."""

@@ -43,6 +43,19 @@ class ControlSettings(BaseServiceSettings):
     relay_batch_size: int = Field(
         default=500, ge=1, le=10_000, validation_alias="ABFLOW_CONTROL_RELAY_BATCH_SIZE"
     )
+    outbox_retention_s: float = Field(
+        default=7 * 86400,
+        ge=0,
+        validation_alias="ABFLOW_CONTROL_OUTBOX_RETENTION_S",
+        description="Published outbox rows older than this are deleted (each schema's "
+        "latest row is kept).",
+    )
+    outbox_retention_interval_s: float = Field(
+        default=3600,
+        gt=0,
+        validation_alias="ABFLOW_CONTROL_OUTBOX_RETENTION_INTERVAL_S",
+        description="How often the active relay runs the retention pass.",
+    )
     relay_lock_key: int = Field(
         default=0x61626663,
         validation_alias="ABFLOW_CONTROL_RELAY_LOCK_KEY",

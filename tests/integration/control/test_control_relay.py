@@ -141,3 +141,54 @@ async def test_one_relay_publishes_at_a_time(
         assert next(r for r in relays if r is not leader).leader
         health = await client.get("/health")
         assert health.json()["components"]["control"]["relay"]["enabled"] is True
+
+
+async def test_retention_deletes_published_rows_but_each_schemas_latest(
+    control_settings: ControlSettings, config_topic: ConfigTopic, db_pool: asyncpg.Pool
+) -> None:
+    settings = control_settings.model_copy(
+        update={"outbox_retention_s": 0.0, "outbox_retention_interval_s": 0.2}
+    )
+
+    async def rows(sid: str) -> list[tuple[int, bool]]:
+        found = await db_pool.fetch(
+            "SELECT revision, published_at IS NOT NULL AS published FROM config_outbox "
+            "WHERE schema_id = $1 ORDER BY revision",
+            uuid.UUID(sid),
+        )
+        return [(r["revision"], r["published"]) for r in found]
+
+    async def purged_down_to(sid: str, want: list[tuple[int, bool]]) -> list[tuple[int, bool]]:
+        for _ in range(200):
+            got = await rows(sid)
+            if got == want:
+                break
+            await asyncio.sleep(0.05)
+        return got
+
+    async with running(settings) as (app, client):
+        sid = (await create_schema(client))["id"]
+        await _mutate(client, sid, 4)
+        await config_topic.wait_revision(sid, 5)
+        assert await purged_down_to(sid, [(5, True)]) == [(5, True)]
+        assert app.state.control.relay.purged >= 4
+        # the kept row still lets a writer see that a change changes nothing ...
+        variants = await ok(
+            await client.get("/api/v1/versions/variants", params={"schema_id": sid})
+        )
+        (vid,) = [v["id"] for v in variants["items"]]
+        current = await ok(await client.get(f"/api/v1/versions/variants/{vid}"))
+        await ok(
+            await client.patch(
+                f"/api/v1/versions/variants/{vid}",
+                json={"traffic_allocation": current["traffic_allocation"]},
+            )
+        )
+        schema = await ok(await client.get(f"/api/v1/schemas/{sid}"))
+        assert schema["config_revision"] == 5
+        # ... and the next real change goes out as the next revision
+        await ok(
+            await client.patch(f"/api/v1/versions/variants/{vid}", json={"traffic_allocation": 50})
+        )
+        await config_topic.wait_revision(sid, 6)
+        assert await purged_down_to(sid, [(6, True)]) == [(6, True)]
