@@ -38,6 +38,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 
 from services.aggregator import sink
 from services.aggregator.decoding import (
@@ -123,6 +124,8 @@ class ExecutionsPipeline:
         self.last_flush_ok: float | None = None
         self.failed_flushes_in_a_row = 0
         self.database_unreachable_since: float | None = None
+        self.kafka_unreachable_since: float | None = None
+        self._probe_task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
         self._ev_counted = metrics.events.labels(self.topic, "counted")
         self._ev_dup = metrics.events.labels(self.topic, "duplicate")
@@ -146,9 +149,14 @@ class ExecutionsPipeline:
         self.consumer.subscribe([self.topic], listener=_Listener(self))
         await self.consumer.start()
         self._task = asyncio.create_task(self._run(), name="aggregator-executions")
+        self._probe_task = asyncio.create_task(self._probe_kafka(), name="aggregator-kafka-probe")
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._probe_task
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -163,27 +171,55 @@ class ExecutionsPipeline:
         self.partitions.clear()
 
     def health(self) -> dict[str, Any]:
-        """``down`` when the consume loop died; ``degraded`` while PostgreSQL is unreachable
-        (nothing can commit; the worker retries with backoff and resumes by itself) or after
-        three failed flushes in a row; else ``ok``."""
+        """``down`` when the consume loop died; ``degraded`` while PostgreSQL or the Kafka
+        broker is unreachable (the worker retries with backoff and resumes by itself) or
+        after three failed flushes in a row; else ``ok``."""
         running = self._task is not None and not self._task.done()
         db_down = self.database_unreachable_since is not None
+        kafka_down = self.kafka_unreachable_since is not None
         status = "ok"
         if not running and not self._stopping:
             status = "down"
-        elif db_down or self.failed_flushes_in_a_row >= 3:
+        elif db_down or kafka_down or self.failed_flushes_in_a_row >= 3:
             status = "degraded"
+        now = time.monotonic()
         return {
             "status": status,
             "ready": running and self.ready.is_set(),
             "database": "unreachable" if db_down else "ok",
             "database_unreachable_s": None
             if self.database_unreachable_since is None
-            else round(time.monotonic() - self.database_unreachable_since, 1),
+            else round(now - self.database_unreachable_since, 1),
+            "kafka": "unreachable" if kafka_down else "ok",
+            "kafka_unreachable_s": None
+            if self.kafka_unreachable_since is None
+            else round(now - self.kafka_unreachable_since, 1),
             "partitions": sorted(self.partitions),
             "last_flush_ok": self.last_flush_ok,
             "last_error": self.last_error,
         }
+
+    async def _probe_kafka(self) -> None:
+        """A metadata request every ``aggregator_kafka_probe_interval_s``: the consumer
+        itself only retries quietly while the broker is away, so /health asks."""
+        interval = self.settings.aggregator_kafka_probe_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            if self.consumer is None:
+                continue
+            try:
+                await asyncio.wait_for(self.consumer.topics(), timeout=max(2.0, interval))
+            except (KafkaError, OSError, TimeoutError) as exc:
+                if self.kafka_unreachable_since is None:
+                    self.kafka_unreachable_since = time.monotonic()
+                    log.warning("Kafka unreachable (%r); the consumer keeps retrying", exc)
+                continue
+            if self.kafka_unreachable_since is not None:
+                log.info(
+                    "Kafka reachable again after %.1fs",
+                    time.monotonic() - self.kafka_unreachable_since,
+                )
+                self.kafka_unreachable_since = None
 
     def _database_failed(self, exc: BaseException, *, certain: bool = False) -> None:
         if (certain or is_connection_error(exc)) and self.database_unreachable_since is None:

@@ -114,6 +114,12 @@ class AggregatorSettings(BaseServiceSettings):
         description="Kafka consumer group session timeout (broker minimum is 6 s).",
     )
     aggregator_heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    aggregator_kafka_probe_interval_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds between two broker probes (a metadata request); while they "
+        "fail, /health reports the executions component `degraded`, `kafka: unreachable`.",
+    )
     aggregator_db_pool_size: int = Field(default=4, ge=2)
 
     @model_validator(mode="after")

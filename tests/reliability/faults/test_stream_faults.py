@@ -13,10 +13,13 @@ every service must report ``ok`` again.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 import pytest
@@ -81,10 +84,29 @@ async def test_kafka_restart_during_stream(
 ) -> None:
     def restart() -> dict[str, float]:
         stopped = private_stack.stop_kafka()
-        time.sleep(2.0)
-        return {"stop": stopped, "down": 2.0, "start": private_stack.start_kafka()}
+        # while the broker is away the aggregator says so (its probe runs every 2 s)
+        down_since = time.monotonic()
+        noticed = None
+        while time.monotonic() - down_since < 15:
+            executions = _aggregator_health(private_stack)["components"]["executions"]
+            if executions["kafka"] == "unreachable":
+                assert executions["status"] == "degraded", executions
+                noticed = time.monotonic() - down_since
+                break
+            time.sleep(0.2)
+        assert noticed is not None, "the aggregator did not report the broker away"
+        time.sleep(max(0.0, 2.0 - noticed))
+        down = time.monotonic() - down_since
+        return {"stop": stopped, "health degraded": noticed, "down": down,
+                "start": private_stack.start_kafka()}  # fmt: skip
 
     reliability_summary.append(await stream_through_fault(private_stack, "kafka-restart", restart))
+
+
+def _aggregator_health(stack: PrivateStack) -> dict[str, Any]:
+    with urllib.request.urlopen(stack.url("aggregator") + "/health", timeout=3) as resp:
+        body: dict[str, Any] = json.loads(resp.read())
+    return body
 
 
 @pytest.mark.skipif(not LONG, reason="long variant: RELIABILITY_LONG=1")
