@@ -51,6 +51,7 @@ from services.aggregator.decoding import (
 from services.aggregator.metrics import AggregatorMetrics
 from services.aggregator.settings import AggregatorSettings
 from services.aggregator.state import PartitionState, Pending, classify_time
+from shared.db.pool import PoolProbe
 from shared.kafka import make_consumer
 from shared.topics import DEAD_LETTER
 
@@ -126,6 +127,7 @@ class ExecutionsPipeline:
         self.database_unreachable_since: float | None = None
         self.kafka_unreachable_since: float | None = None
         self._probe_task: asyncio.Task[None] | None = None
+        self._db_probe: PoolProbe | None = None  # notices a lost database while idle too
         self.ready = asyncio.Event()
         self._ev_counted = metrics.events.labels(self.topic, "counted")
         self._ev_dup = metrics.events.labels(self.topic, "duplicate")
@@ -150,6 +152,8 @@ class ExecutionsPipeline:
         await self.consumer.start()
         self._task = asyncio.create_task(self._run(), name="aggregator-executions")
         self._probe_task = asyncio.create_task(self._probe_kafka(), name="aggregator-kafka-probe")
+        self._db_probe = PoolProbe(self.pool, s.database_url)
+        self._db_probe.start()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -157,6 +161,8 @@ class ExecutionsPipeline:
             self._probe_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._probe_task
+        if self._db_probe is not None:
+            await self._db_probe.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -175,21 +181,23 @@ class ExecutionsPipeline:
         broker is unreachable (the worker retries with backoff and resumes by itself) or
         after three failed flushes in a row; else ``ok``."""
         running = self._task is not None and not self._task.done()
-        db_down = self.database_unreachable_since is not None
+        probe = self._db_probe
+        now = time.monotonic()
+        db_since = [t for t in (self.database_unreachable_since,) if t is not None]
+        if probe is not None and not probe.reachable:
+            db_since.append(probe.unreachable_since or now)
+        db_down = bool(db_since)
         kafka_down = self.kafka_unreachable_since is not None
         status = "ok"
         if not running and not self._stopping:
             status = "down"
         elif db_down or kafka_down or self.failed_flushes_in_a_row >= 3:
             status = "degraded"
-        now = time.monotonic()
         return {
             "status": status,
             "ready": running and self.ready.is_set(),
             "database": "unreachable" if db_down else "ok",
-            "database_unreachable_s": None
-            if self.database_unreachable_since is None
-            else round(now - self.database_unreachable_since, 1),
+            "database_unreachable_s": round(now - min(db_since), 1) if db_since else None,
             "kafka": "unreachable" if kafka_down else "ok",
             "kafka_unreachable_s": None
             if self.kafka_unreachable_since is None
