@@ -5,8 +5,10 @@ Rules (the serving side, :mod:`shared.assignment.decision`, relies on them):
 - ``base_version`` / ``base_definition``: the schema's current version;
 - ``variants``: the schema's ACTIVE variants, plus the arms of the running experiment
   whatever their status (an arm runs its own definition even when its variant is not
-  in the rollout; the decision module only rolls out ``status == "active"``), ordered
-  by ``variant_key`` in code-point order (= ``COLLATE "C"`` = Python ``sorted``), each
+  in the rollout; the decision module only rolls out ``status == "active"``), in
+  creation order (``created_at``, then ``id``: a new variant's rollout range comes after
+  the others', so it takes its share from the base version and no unit moves between
+  existing variants; the SQL reference orders the same way), each
   with its ``effective_definition`` precomputed (JSON Merge Patch of the overrides on
   the definition of the variant's ``base_version``);
 - ``experiment``: the RUNNING experiment (none while paused), with ``seed`` =
@@ -63,7 +65,7 @@ def assemble_config(
     """Build the config from plain rows (pure; see the module docstring for the rules).
 
     ``schema``: id, key, current_version; ``definitions``: version number -> definition;
-    ``variants``: schema_variants rows (any order); ``experiment``: the running
+    ``variants``: schema_variants rows with ``created_at`` (any order); ``experiment``: the running
     experiment's row or None; ``arms``: its experiment_variants rows with
     ``variant_key`` (any order; sorted by ``position`` here).
     """
@@ -84,7 +86,7 @@ def assemble_config(
                 risk_config_override=v["risk_config_override"],
             ),
         )
-        for v in sorted(variants, key=lambda row: str(row["variant_key"]))
+        for v in sorted(variants, key=lambda row: (row["created_at"], row["id"]))
     ]
     experiment_config = None
     if experiment is not None:
@@ -147,10 +149,10 @@ async def load_config(
     variants = await conn.fetch(
         """
         SELECT id, variant_key, variant_name, base_version, traffic_allocation, status,
-               config_overrides, workflow_steps_override, risk_config_override
+               config_overrides, workflow_steps_override, risk_config_override, created_at
           FROM schema_variants
          WHERE schema_id = $1 AND (status = 'active' OR id = ANY($2::uuid[]))
-         ORDER BY variant_key COLLATE "C"
+         ORDER BY created_at, id
         """,
         schema_id,
         [a["variant_id"] for a in arms],

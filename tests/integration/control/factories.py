@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -68,8 +69,8 @@ async def expected_config(client: httpx.AsyncClient, schema_id: str) -> dict[str
     arm_ids = {a["variant_id"] for a in experiment["variants"]} if experiment else set()
     listed = sorted(
         (v for v in variants if v["status"] == "active" or v["id"] in arm_ids),
-        key=lambda v: v["variant_key"],
-    )
+        key=lambda v: (datetime.fromisoformat(v["created_at"]), uuid.UUID(v["id"])),
+    )  # creation order, as the config builder lists them
     return {
         "config_version": 1,
         "schema_id": schema_id,

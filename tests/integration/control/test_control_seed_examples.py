@@ -111,10 +111,11 @@ async def test_seed_variant_and_experiment_examples(
         ("control", 0.5, True),
         ("treatment_a", 0.5, False),
     ]
-    # the draft control arm is listed (with its status) so the arm runs its own definition
+    # the draft control arm is listed (with its status) so the arm runs its own definition;
+    # variants in creation order (control was created with the experiment, after treatment_a)
     assert [(v["variant_key"], v["status"]) for v in cfg["variants"]] == [
-        ("control", "draft"),
         ("treatment_a", "active"),
+        ("control", "draft"),
     ]
 
     listed = await ok(
