@@ -311,3 +311,35 @@ async def test_metric_functions_and_views_sum_the_hourly_rows(conn: asyncpg.Conn
     status = await conn.fetchrow("SELECT * FROM v_experiment_status WHERE experiment_id = $1", eid)
     assert status["total_executions"] == 250 and status["progress_pct"] == pytest.approx(25.0)
     assert json.dumps(dict(status), default=str)
+
+
+async def test_rollout_order_of_the_sql_function_is_the_publishers(
+    conn: asyncpg.Connection,
+) -> None:
+    """Several rollout variants created in an order that is not their key order: the SQL
+    reference and the decision on the config the control plane publishes agree."""
+    from services.assignment.control.config_builder import load_config
+
+    sid, _ = await _schema(conn)
+    for k, traffic in (("zeta", 20), ("alpha", 15), ("mid", 25)):
+        await _variant(conn, sid, k, traffic)
+    cfg = await load_config(conn, sid, 1)
+    assert cfg is not None
+    assert [v.variant_key for v in cfg.variants] == ["zeta", "alpha", "mid"]  # creation order
+    compiled = CompiledSchema.from_config(cfg)
+    units = [f"unit-{i}" for i in range(10_000)]
+    rows = await conn.fetch(
+        "SELECT u, r.* FROM unnest($2::text[]) AS u, LATERAL select_variant_for_execution($1, u) AS r",
+        sid,
+        units,
+    )
+    seen = set()
+    for row in rows:
+        d = decide(compiled, row["u"])
+        assert (row["variant_id"], row["reason"], row["bucket"]) == (
+            d.variant_id,
+            d.reason,
+            d.bucket,
+        ), row["u"]
+        seen.add(row["variant_key"])
+    assert seen == {"zeta", "alpha", "mid", None}
