@@ -25,7 +25,9 @@ LOGIN = re.compile(r".*/console/login.*")
 def anonymous(browser: Any, gateway_url: str) -> Iterator[Page]:
     """A page without the login cookie."""
     if httpx.get(f"{gateway_url}/console/login", timeout=10).status_code == 404:
-        pytest.skip("the running console predates the login (restart the stack: make up)")
+        pytest.fail(
+            "the running console predates the login: restart the stack (make down && make up)"
+        )
     context = browser.new_context(viewport=VIEWPORT, base_url=gateway_url)
     context.set_default_timeout(20_000)
     pg = context.new_page()

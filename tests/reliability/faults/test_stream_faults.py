@@ -109,7 +109,6 @@ def _aggregator_health(stack: PrivateStack) -> dict[str, Any]:
     return body
 
 
-@pytest.mark.skipif(not LONG, reason="long variant: RELIABILITY_LONG=1")
 async def test_kafka_sigkill_during_stream(
     private_stack: PrivateStack, reliability_summary: list[str]
 ) -> None:
@@ -121,9 +120,7 @@ async def test_kafka_sigkill_during_stream(
     reliability_summary.append(await stream_through_fault(private_stack, "kafka-sigkill", crash))
 
 
-@pytest.mark.parametrize(
-    "mode", ["immediate", pytest.param("fast", marks=pytest.mark.skipif(not LONG, reason="long"))]
-)
+@pytest.mark.parametrize("mode", ["immediate", "fast"])
 async def test_postgres_restart_during_stream(
     private_stack: PrivateStack, reliability_summary: list[str], mode: str
 ) -> None:
