@@ -38,7 +38,8 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError
+from aiokafka.protocol.metadata import MetadataRequest
 
 from services.aggregator import sink
 from services.aggregator.decoding import (
@@ -216,8 +217,8 @@ class ExecutionsPipeline:
             if self.consumer is None:
                 continue
             try:
-                await asyncio.wait_for(self.consumer.topics(), timeout=max(2.0, interval))
-            except (KafkaError, OSError, TimeoutError) as exc:
+                await asyncio.wait_for(self._metadata_probe(), timeout=max(2.0, interval))
+            except Exception as exc:  # noqa: BLE001 - any failure means "cannot tell it is up"
                 if self.kafka_unreachable_since is None:
                     self.kafka_unreachable_since = time.monotonic()
                     log.warning("Kafka unreachable (%r); the consumer keeps retrying", exc)
@@ -228,6 +229,17 @@ class ExecutionsPipeline:
                     time.monotonic() - self.kafka_unreachable_since,
                 )
                 self.kafka_unreachable_since = None
+
+    async def _metadata_probe(self) -> None:
+        """A metadata request for the executions topic alone. (``consumer.topics()`` asks
+        for every topic of the cluster: with thousands of topics that cost the worker 2-3%
+        of its CPU.) Uses the consumer's client, an aiokafka internal."""
+        assert self.consumer is not None
+        client = self.consumer._client
+        node = client.get_random_node()
+        if node is None:
+            raise KafkaConnectionError("no broker known")
+        await client.send(node, MetadataRequest([self.topic]))
 
     def _database_failed(self, exc: BaseException, *, certain: bool = False) -> None:
         if (certain or is_connection_error(exc)) and self.database_unreachable_since is None:
@@ -579,9 +591,7 @@ class ExecutionsPipeline:
                     owned.watermark_s = b.watermark_s
                     self.metrics.watermark.labels(str(p)).set(b.watermark_s)
                     owned.evict_before(int(b.watermark_s // 3600 - min_hour_lateness))
-                for ex in b.executions:
-                    if ex.variant_id is not None:
-                        self._touched_variants.add(ex.variant_id)
+            self._touched_variants |= result.variants
             per_partition_cap = max(
                 100, self.settings.aggregator_state_cache_rows // max(1, len(self.partitions))
             )

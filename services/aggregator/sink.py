@@ -138,6 +138,7 @@ class FlushResult:
     experiment_rows: int
     raw_rows: int
     variant_rows: int = 0
+    variants: set[str] = field(default_factory=set)  # variant ids with counted executions
 
 
 # --------------------------------------------------------------------------- progress
@@ -543,7 +544,7 @@ async def flush_executions(
         new: list[tuple[int, Execution]] = []
         if existing:
             rows_out = [r for r in rows_all if r[0] not in existing]
-            groups = without(groups, existing)
+            groups = without(groups, candidates, existing)
             new = [(p, ex) for p, ex in candidates if ex.execution_id not in existing]
         else:
             rows_out = rows_all
@@ -662,6 +663,7 @@ async def flush_executions(
         experiment_rows=len(e_keys),
         raw_rows=len(rows_out),
         variant_rows=variant_rows,
+        variants={vk[2] for vk in dv if vk[2] is not None},
     )
 
 

@@ -73,10 +73,15 @@ class Execution(NamedTuple):
     completed_at: datetime
     hour: int  # hours since the epoch of completed_at (UTC)
     completed_s: float  # completed_at as epoch seconds (lateness checks)
+    # ``steps`` as the JSON stored in ``workflow_executions.steps`` when the decoder had it
+    # at hand (the record's own step objects, serialised in C); else built from ``steps``
+    steps_doc: bytes | None = None
 
 
 def steps_json(ex: Execution) -> bytes:
     """The execution's steps as the JSON stored in ``workflow_executions.steps``."""
+    if ex.steps_doc is not None:
+        return ex.steps_doc
     if not ex.steps:
         return b"[]"
     return orjson.dumps([{"name": n, "success": ok, "duration_ms": d} for n, ok, d in ex.steps])
@@ -404,20 +409,34 @@ def group(executions: Iterable[tuple[int, Execution]]) -> Groups:
     return groups_v, groups_e
 
 
-def without(groups: Groups, execution_ids: set[str]) -> Groups:
-    """``groups`` minus the executions whose id is in ``execution_ids`` (empty groups go)."""
+def without(
+    groups: Groups, candidates: Iterable[tuple[int, Execution]], execution_ids: set[str]
+) -> Groups:
+    """``groups`` (of ``candidates``) minus the executions whose id is in
+    ``execution_ids``; only the groups holding one are rebuilt, empty groups go."""
     if not execution_ids:
         return groups
-    out_v = {}
-    for vk, gv in groups[0].items():
-        kept = [item for item in gv if item[0].execution_id not in execution_ids]
+    v_keys: set[VersionKey] = set()
+    e_keys: set[ExperimentKey] = set()
+    for partition, ex in candidates:
+        if ex.execution_id in execution_ids:
+            v_keys.add((ex.schema_id, ex.schema_version, ex.variant_id, ex.hour, partition))
+            if ex.experiment_id is not None and ex.variant_id is not None:
+                e_keys.add((ex.experiment_id, ex.variant_id, ex.hour, partition))
+    out_v = dict(groups[0])
+    for vk in v_keys:
+        kept = [item for item in out_v[vk] if item[0].execution_id not in execution_ids]
         if kept:
             out_v[vk] = kept
-    out_e = {}
-    for ek, ge in groups[1].items():
-        kept = [item for item in ge if item[0].execution_id not in execution_ids]
+        else:
+            del out_v[vk]
+    out_e = dict(groups[1])
+    for ek in e_keys:
+        kept = [item for item in out_e[ek] if item[0].execution_id not in execution_ids]
         if kept:
             out_e[ek] = kept
+        else:
+            del out_e[ek]
     return out_v, out_e
 
 

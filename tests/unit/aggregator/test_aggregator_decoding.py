@@ -6,7 +6,7 @@ import base64
 import copy
 import random
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -21,7 +21,7 @@ from services.aggregator.decoding import (
     from_model,
     make_dead_letter,
 )
-from services.aggregator.state import Execution, steps_json
+from services.aggregator.state import Execution, hour_of, steps_json
 from shared.events import DeadLetter, ExecutionEvent
 
 pytestmark = pytest.mark.unit
@@ -53,7 +53,9 @@ _DROP = object()
 def same(a: object, b: object) -> bool:
     """Equal executions, with the same stored steps."""
     assert isinstance(a, Execution) and isinstance(b, Execution), (a, b)
-    return a == b and steps_json(a) == steps_json(b)
+    return a._replace(steps_doc=None) == b._replace(steps_doc=None) and orjson.loads(
+        steps_json(a)
+    ) == orjson.loads(steps_json(b))
 
 
 def enc(ev: Any) -> bytes:
@@ -384,3 +386,19 @@ def test_the_fast_path_decides_exactly_as_the_strict_model() -> None:
             rejected += 1
     assert accepted > 2900 and rejected > 2000
     assert fast_accepted > 0.9 * accepted  # the common case does take the fast path
+
+
+@pytest.mark.parametrize("year", [1971, 2026, 2099, 2200])
+def test_the_fast_paths_hour_equals_exact_hour_arithmetic_at_the_boundaries(year: int) -> None:
+    """The fast path takes the hour by float floor division of the epoch seconds."""
+    rng = random.Random(year)
+    for _ in range(300):
+        base = datetime(year, 1, 1, tzinfo=UTC) + timedelta(hours=rng.randrange(8760))
+        for delta_us in (-1, 0, 1, -999_999, 3_599_999_999):
+            completed = base + timedelta(microseconds=delta_us)
+            for offset in ("+00:00", "+05:30", "-11:00"):
+                tz = timezone(timedelta(hours=int(offset[:3]), minutes=int(offset[4:])))
+                text = completed.astimezone(tz).isoformat(timespec="microseconds")
+                ex = decode_execution(enc(event(started_at=text, completed_at=text, steps=[])))
+                assert isinstance(ex, Execution), ex
+                assert ex.hour == hour_of(completed), text
