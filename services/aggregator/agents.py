@@ -395,7 +395,7 @@ class ExecutionsPipeline:
                     skipped += 1
                     continue
                 read_offset = off + 1
-                res = decode_execution(rec.value, max_bytes)
+                res = decode_execution(rec.value, max_bytes, tp.partition, off)
                 if type(res) is Rejection:
                     rejected.append((rec, res))
                     continue

@@ -28,7 +28,7 @@ from typing import Any, Final, NamedTuple
 import orjson
 from pydantic import ValidationError
 
-from services.aggregator.state import Execution, hour_of
+from services.aggregator.state import Execution, hour_of, steps_json
 from shared.events import DeadLetter, ExecutionEvent, ExposureEvent
 
 __all__ = [
@@ -89,26 +89,33 @@ def _envelope(raw: bytes | None, max_bytes: int) -> tuple[bytes, dict[str, Any]]
     return raw, obj
 
 
-def decode_execution(raw: bytes | None, max_bytes: int = 1024 * 1024) -> Execution | Rejection:
-    """Decode one record value of the executions topic."""
+def decode_execution(
+    raw: bytes | None,
+    max_bytes: int = 1024 * 1024,
+    partition: int | None = None,
+    offset: int | None = None,
+) -> Execution | Rejection:
+    """Decode one record value of the executions topic (read at ``partition``/``offset``)."""
     checked = _envelope(raw, max_bytes)
     if isinstance(checked, Rejection):
         return checked
     raw, obj = checked
-    ex = _fast(obj)
+    ex = _fast(obj, partition, offset)
     if ex is None:
-        return _slow(raw)
+        return _slow(raw, partition, offset)
     if b"\\u0000" in raw and type(ex) is Execution:  # JSON can only carry NUL escaped
         return _db_checks(ex)
     return ex  # (orjson already refused invalid UTF-8 and lone surrogates)
 
 
-def _fast(obj: dict[str, Any]) -> Execution | Rejection | None:
+def _fast(
+    obj: dict[str, Any], partition: int | None = None, offset: int | None = None
+) -> Execution | Rejection | None:
     """The common case, or None to let pydantic decide."""
     if not _FIELDS.issuperset(obj):  # an unknown field
         return None
     try:
-        return _fast_fields(obj)
+        return _fast_fields(obj, partition, offset)
     except KeyError:  # a required field is missing
         return None
 
@@ -138,7 +145,9 @@ def _new_uuid(text: str) -> str | None:
     return out
 
 
-def _fast_fields(obj: dict[str, Any]) -> Execution | Rejection | None:
+def _fast_fields(
+    obj: dict[str, Any], partition: int | None, offset: int | None
+) -> Execution | Rejection | None:
     # Written out inline (no helper calls): this runs for every record.
     get = obj.get
     execution_id = obj["execution_id"]
@@ -263,45 +272,52 @@ def _fast_fields(obj: dict[str, Any]) -> Execution | Rejection | None:
             success,
             duration,
             risk,
-            steps,
+            steps_doc,
             reason,
             started,
             completed,
+            partition,
+            offset,
+            steps,
             int(completed_s // 3600.0),
             completed_s,
-            steps_doc,
         ),
     )
 
 
-def _slow(raw: bytes) -> Execution | Rejection:
+def _slow(raw: bytes, partition: int | None, offset: int | None) -> Execution | Rejection:
     try:
         ev = ExecutionEvent.model_validate_json(raw)
     except ValidationError as exc:
         return _rejection(exc)
-    return _db_checks(from_model(ev))
+    return _db_checks(from_model(ev, partition, offset))
 
 
-def from_model(ev: ExecutionEvent) -> Execution:
+def from_model(
+    ev: ExecutionEvent, partition: int | None = None, offset: int | None = None
+) -> Execution:
     """The :class:`Execution` of a validated model."""
     steps = tuple((s.name, s.success, float(s.duration_ms)) for s in ev.steps)
     return Execution(
-        ev.execution_id,
-        str(ev.schema_id),
-        ev.schema_version,
-        None if ev.variant_id is None else str(ev.variant_id),
-        ev.variant_key,
-        None if ev.experiment_id is None else str(ev.experiment_id),
-        ev.unit_id,
-        ev.success,
-        float(ev.duration_ms),
-        None if ev.risk_score is None else float(ev.risk_score),
-        steps,
-        ev.assignment_reason,
-        ev.started_at,
-        ev.completed_at,
-        hour_of(ev.completed_at),
-        ev.completed_at.timestamp(),
+        execution_id=ev.execution_id,
+        schema_id=str(ev.schema_id),
+        schema_version=ev.schema_version,
+        variant_id=None if ev.variant_id is None else str(ev.variant_id),
+        variant_key=ev.variant_key,
+        experiment_id=None if ev.experiment_id is None else str(ev.experiment_id),
+        unit_id=ev.unit_id,
+        success=ev.success,
+        duration_ms=float(ev.duration_ms),
+        risk_score=None if ev.risk_score is None else float(ev.risk_score),
+        steps_doc=steps_json(steps),
+        assignment_reason=ev.assignment_reason,
+        started_at=ev.started_at,
+        completed_at=ev.completed_at,
+        source_partition=partition,
+        source_offset=offset,
+        steps=steps,
+        hour=hour_of(ev.completed_at),
+        completed_s=ev.completed_at.timestamp(),
     )
 
 

@@ -39,7 +39,6 @@ from services.aggregator.state import (
     VersionKey,
     hour_of,
     hour_start,
-    steps_json,
     without,
 )
 from services.aggregator.state import group as group_by_key
@@ -207,6 +206,10 @@ _RAW_COLUMNS = (
     "source_partition",
     "source_offset",
 )
+# executions are COPYed as they are: their first fields are these columns, in this order
+assert Execution._fields[: len(_RAW_COLUMNS)] == tuple(
+    "steps_doc" if c == "steps" else c for c in _RAW_COLUMNS
+), "Execution's first fields must be the raw columns"
 
 _UPSERT_VERSION = f"""
 INSERT INTO version_performance_metrics AS t (
@@ -331,42 +334,6 @@ async def _merge_variant_durations(
         records,
     )
     return len(records)
-
-
-def _raw_records(
-    batches: Mapping[int, PartitionBatch], seen_ids: set[str]
-) -> list[tuple[Any, ...]]:
-    """The ``workflow_executions`` rows of the batches (first occurrence of each id)."""
-    rows: list[tuple[Any, ...]] = []
-    append = rows.append
-    for p in sorted(batches):
-        b = batches[p]
-        for ex, off in zip(b.executions, b.offsets, strict=True):
-            eid = ex.execution_id
-            if eid in seen_ids:
-                continue
-            seen_ids.add(eid)
-            append(
-                (
-                    eid,
-                    ex.schema_id,
-                    ex.schema_version,
-                    ex.variant_id,
-                    ex.variant_key,
-                    ex.experiment_id,
-                    ex.unit_id,
-                    ex.success,
-                    ex.duration_ms,
-                    ex.risk_score,
-                    steps_json(ex),
-                    ex.assignment_reason,
-                    ex.started_at,
-                    ex.completed_at,
-                    p,
-                    off,
-                )
-            )
-    return rows
 
 
 async def _summarize(
@@ -514,7 +481,6 @@ async def flush_executions(
         # 1. raw executions; duplicates within the batch are dropped first (first wins)
         seen: set[str] = set()
         candidates: list[tuple[int, Execution]] = []
-        rows_all: list[tuple[Any, ...]] = []
         for p in parts:
             b = batches[p]
             for ex in b.executions:
@@ -523,8 +489,8 @@ async def flush_executions(
                 seen.add(ex.execution_id)
                 candidates.append((p, ex))
         # Ids already stored (earlier flushes, other partitions) are looked up while this
-        # process builds the COPY rows and groups the executions by key: PostgreSQL and the
-        # worker work at the same time. A concurrent insert of the same id by another worker
+        # process groups the executions by key: PostgreSQL and the worker work at the same
+        # time. A concurrent insert of the same id by another worker
         # makes COPY fail on the primary key: the transaction rolls back and the batch is
         # read again.
         existing: set[str] = set()
@@ -534,7 +500,6 @@ async def flush_executions(
             lookup = asyncio.ensure_future(conn.fetch(_EXISTING_IDS, ids))
             try:
                 await asyncio.sleep(0)  # let the query go out
-                rows_all = _raw_records(batches, seen_ids=set())
                 groups = group_by_key(candidates)
             finally:
                 found = await lookup
@@ -543,14 +508,13 @@ async def flush_executions(
         counted = dict.fromkeys(parts, 0)
         new: list[tuple[int, Execution]] = []
         if existing:
-            rows_out = [r for r in rows_all if r[0] not in existing]
             groups = without(groups, candidates, existing)
             new = [(p, ex) for p, ex in candidates if ex.execution_id not in existing]
         else:
-            rows_out = rows_all
             new = candidates
         for p, _ in new:
             counted[p] += 1
+        rows_out = [ex for _, ex in new]  # COPY takes their first fields (see Execution)
         # 2. COPY the new executions; their partial aggregates are computed meanwhile
         copy = (
             asyncio.ensure_future(

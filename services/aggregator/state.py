@@ -55,7 +55,11 @@ ExperimentKey = tuple[str, str, int, int]
 
 
 class Execution(NamedTuple):
-    """A decoded, valid execution event (ids as lower-case strings, times aware)."""
+    """A decoded, valid execution event (ids as lower-case strings, times aware).
+
+    The first sixteen fields are the columns of ``workflow_executions`` in the order the
+    sink COPYs them (``sink._RAW_COLUMNS``, checked at import): executions go to COPY as
+    they are, with no per-row tuple built for it."""
 
     execution_id: str
     schema_id: str
@@ -67,24 +71,22 @@ class Execution(NamedTuple):
     success: bool
     duration_ms: float
     risk_score: float | None
-    steps: tuple[tuple[str, bool, float], ...]
+    steps_doc: bytes  # ``steps`` as the JSON stored in ``workflow_executions.steps``
     assignment_reason: str | None
     started_at: datetime
     completed_at: datetime
+    source_partition: int | None  # where the record was read (None outside a stream)
+    source_offset: int | None
+    steps: tuple[tuple[str, bool, float], ...]
     hour: int  # hours since the epoch of completed_at (UTC)
     completed_s: float  # completed_at as epoch seconds (lateness checks)
-    # ``steps`` as the JSON stored in ``workflow_executions.steps`` when the decoder had it
-    # at hand (the record's own step objects, serialised in C); else built from ``steps``
-    steps_doc: bytes | None = None
 
 
-def steps_json(ex: Execution) -> bytes:
-    """The execution's steps as the JSON stored in ``workflow_executions.steps``."""
-    if ex.steps_doc is not None:
-        return ex.steps_doc
-    if not ex.steps:
+def steps_json(steps: tuple[tuple[str, bool, float], ...]) -> bytes:
+    """Steps as the JSON stored in ``workflow_executions.steps``."""
+    if not steps:
         return b"[]"
-    return orjson.dumps([{"name": n, "success": ok, "duration_ms": d} for n, ok, d in ex.steps])
+    return orjson.dumps([{"name": n, "success": ok, "duration_ms": d} for n, ok, d in steps])
 
 
 def hour_of(ts: datetime) -> int:

@@ -43,13 +43,18 @@ def _executions(n: int, tag: str, seed: int = 1) -> list[Execution]:
 
 
 def _batch(p: int, base: int, execs: list[Execution]) -> sink.PartitionBatch:
+    offsets = list(range(base, base + len(execs)))
     return sink.PartitionBatch(
         partition=p,
         base_offset=base,
         next_offset=base + len(execs),
         watermark_s=max(e.completed_s for e in execs),
-        executions=execs,
-        offsets=list(range(base, base + len(execs))),
+        # as the pipeline decodes them: each execution knows where it was read
+        executions=[
+            e._replace(source_partition=p, source_offset=o)
+            for e, o in zip(execs, offsets, strict=True)
+        ],
+        offsets=offsets,
     )
 
 
