@@ -58,8 +58,8 @@ class Execution(NamedTuple):
     """A decoded, valid execution event (ids as lower-case strings, times aware).
 
     The first sixteen fields are the columns of ``workflow_executions`` in the order the
-    sink COPYs them (``sink._RAW_COLUMNS``, checked at import): executions go to COPY as
-    they are, with no per-row tuple built for it."""
+    sink COPYs them (``sink._RAW_COLUMNS``, checked at import): a slice of the execution
+    is its COPY row."""
 
     execution_id: str
     schema_id: str
