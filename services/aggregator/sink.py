@@ -5,9 +5,10 @@
 1. locks the ``aggregator_offsets`` rows of the partitions in the batch and checks that
    each still holds the offset this worker's state is based on (compare-and-set: a worker
    that lost a partition in a rebalance can never overwrite its new owner's progress);
-2. inserts the batch's executions into ``workflow_executions`` with
-   ``ON CONFLICT (execution_id) DO NOTHING RETURNING``: the ids returned are the
-   executions never counted before (a duplicate delivery returns nothing);
+2. looks up which of the batch's execution ids are stored already (a duplicate delivery:
+   not counted again) and COPYs the others into ``workflow_executions`` (a concurrent
+   insert of the same id by another worker fails the primary key: the transaction rolls
+   back and the batch is read again);
 3. merges the partial aggregates of exactly those executions into the partition's
    hourly rows (loaded from PostgreSQL when not cached) and upserts their ABSOLUTE values;
 4. advances the offsets (and watermarks and counters) of the partitions.
