@@ -62,6 +62,7 @@ def bare_app() -> Any:
 # --- the load generator (its own process) ------------------------------------------------
 def _loadgen(spec: dict[str, Any]) -> dict[str, Any]:
     import uvloop
+    from _http import next_response  # bench/ is sys.path[0]: this file runs as a script
 
     host, port, path = spec["host"], spec["port"], spec["path"]
     conns, warmup, duration = spec["conns"], spec["warmup"], spec["duration"]
@@ -112,22 +113,12 @@ def _loadgen(spec: dict[str, Any]) -> dict[str, Any]:
 
         def data_received(self, data: bytes) -> None:
             buf = self.buf + data if self.buf else data
-            while True:
-                end = buf.find(b"\r\n\r\n")
-                if end < 0:
-                    break
-                headers = buf[:end].lower()
-                i = headers.find(b"content-length:")
-                length = int(headers[i + 15 : headers.find(b"\r\n", i)]) if i >= 0 else 0
-                total = end + 4 + length
-                if len(buf) < total:
-                    break
-                status_ok = buf.startswith(b"HTTP/1.1 200")
-                buf = buf[total:]
+            while (response := next_response(buf)) is not None:
+                status, buf = response
                 now = clock()
                 if state["measuring"]:
                     latencies.append(now - self.sent_at)
-                    state["ok" if status_ok else "errors"] += 1
+                    state["ok" if status == "200" else "errors"] += 1
                 if state["stop"]:
                     assert self.transport is not None
                     self.transport.close()

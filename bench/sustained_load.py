@@ -63,6 +63,7 @@ def _loadgen(spec: dict[str, Any]) -> dict[str, Any]:
     """Closed loop (``rate`` None: each connection sends its next request on an answer)
     or open loop (``rate``/s on a schedule, latency from the scheduled time)."""
     import uvloop
+    from _http import next_response  # bench/ is sys.path[0]: this file runs as a script
 
     host, port, conns = spec["host"], spec["port"], spec["conns"]
     warmup, duration, rate = spec["warmup"], spec["duration"], spec.get("rate")
@@ -107,18 +108,8 @@ def _loadgen(spec: dict[str, Any]) -> dict[str, Any]:
 
         def data_received(self, data: bytes) -> None:
             buf = self.buf + data if self.buf else data
-            while True:
-                end = buf.find(b"\r\n\r\n")
-                if end < 0:
-                    break
-                headers = buf[:end].lower()
-                i = headers.find(b"content-length:")
-                length = int(headers[i + 15 : headers.find(b"\r\n", i)]) if i >= 0 else 0
-                total = end + 4 + length
-                if len(buf) < total:
-                    break
-                status = buf[9:12].decode()
-                buf = buf[total:]
+            while (response := next_response(buf)) is not None:
+                status, buf = response
                 self.busy = False
                 now = clock()
                 if state["measuring"]:

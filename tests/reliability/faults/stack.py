@@ -109,12 +109,24 @@ class PrivateStack:
         env.update(self.env_overrides)
         return env
 
-    def run(self, *args: str, timeout: float = 300) -> str:
-        """``stack.py args...``; raises with its output when it fails."""
+    def run(self, *args: str, code: str | None = None, timeout: float | None = None) -> str:
+        """``stack.py args...`` (timeout 300 s), or with ``code`` that Python code run with
+        stack.py imported as ``stack`` (timeout 180 s), under the same overrides; returns
+        the output, raises with it when it fails."""
+        if code is None:
+            argv, cwd, what = [str(STACK_PY), *args], ROOT, f"stack.py {' '.join(args)}"
+        else:
+            argv, cwd, what = (
+                ["-c", f"import stack\n{code}"],
+                STACK_PY.parent,
+                f"stack call {code!r}",
+            )
+        if timeout is None:
+            timeout = 300 if code is None else 180
         res = subprocess.run(
-            [sys.executable, str(STACK_PY), *args],
+            [sys.executable, *argv],
             env=self._env(),
-            cwd=ROOT,
+            cwd=cwd,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -122,23 +134,7 @@ class PrivateStack:
         )
         out = res.stdout + res.stderr
         if res.returncode != 0:
-            raise RuntimeError(f"stack.py {' '.join(args)} failed ({res.returncode}):\n{out}")
-        return out
-
-    def call(self, code: str, timeout: float = 180) -> str:
-        """Run ``code`` with stack.py imported as ``stack`` (same overrides)."""
-        res = subprocess.run(
-            [sys.executable, "-c", f"import stack\n{code}"],
-            env=self._env(),
-            cwd=STACK_PY.parent,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        out = res.stdout + res.stderr
-        if res.returncode != 0:
-            raise RuntimeError(f"stack call {code!r} failed ({res.returncode}):\n{out}")
+            raise RuntimeError(f"{what} failed ({res.returncode}):\n{out}")
         return out
 
     def up(self) -> None:
@@ -227,20 +223,20 @@ class PrivateStack:
                 while _alive(pid) and time.monotonic() - started < 20:
                     time.sleep(0.05)
         else:
-            self.call("stack.stop_pid('kafka', timeout=40)")
+            self.run(code="stack.stop_pid('kafka', timeout=40)")
         return time.monotonic() - started
 
     def start_kafka(self) -> float:
         started = time.monotonic()
-        self.call("stack.start_kafka()")
+        self.run(code="stack.start_kafka()")
         return time.monotonic() - started
 
     def stop_postgres(self, *, mode: str = "immediate") -> float:
         """``pg_ctl stop -m immediate`` (a crash: no checkpoint, connections cut) or
         ``-m fast``; returns the seconds it took."""
         started = time.monotonic()
-        self.call(
-            "import subprocess\n"
+        self.run(
+            code="import subprocess\n"
             "data, _ = stack.pg_dirs()\n"
             "subprocess.run(stack.as_pg_user([str(stack.pg_bindir() / 'pg_ctl'), '-D', "
             f"str(data), '-m', {mode!r}, '-w', '-t', '60', 'stop']), check=True, "
@@ -250,7 +246,7 @@ class PrivateStack:
 
     def start_postgres(self) -> float:
         started = time.monotonic()
-        self.call("stack.start_postgres()")
+        self.run(code="stack.start_postgres()")
         return time.monotonic() - started
 
     def start_service(self, name: str) -> None:
