@@ -40,7 +40,7 @@ test-integration: install ## only the integration tests
 test-reliability: install ## the reliability suite: fuzzing, poison messages, faults on a private stack, sustained load (RELIABILITY_LONG=1: long version)
 	deploy/local/run-tests.sh tests/reliability $(PYTEST_ARGS)
 
-test-faults: install ## fault injection only (broker/database restarts, SIGTERM, load) on a private stack, ports 3xxxx
+test-faults: install ## fault injection only (broker/database restarts, SIGTERM, load) on a private stack, ports 20000-31999
 	$(PY) -m pytest tests/reliability/faults $(PYTEST_ARGS)
 
 test-browser: install ## browser tests of the console (needs `make up && make demo`)

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 __all__ = [
+    "backoff_metadata_failures",
     "ensure_topics",
     "make_consumer",
     "make_producer",
@@ -92,7 +93,36 @@ def make_producer(
     if transactional_id is not None:
         options["transactional_id"] = transactional_id
     options.update(overrides)
-    return AIOKafkaProducer(**options)
+    producer = AIOKafkaProducer(**options)
+    backoff_metadata_failures(producer.client)
+    return producer
+
+
+METADATA_FAILURE_BACKOFF_S = 0.5
+
+
+def backoff_metadata_failures(client: Any, backoff_s: float = METADATA_FAILURE_BACKOFF_S) -> None:
+    """Wait ``backoff_s`` after each failed metadata update of an aiokafka client.
+
+    aiokafka 0.14's producer asks for a metadata update again as soon as one fails while a
+    partition's leader is unknown (its sender loop; the client's synchronizer has no
+    backoff either). With the broker away, refused connections fail at once, so a producer
+    that had records in flight when the broker stopped reconnected a few thousand times a
+    second, took a core and wrote thousands of log lines a second (measured in
+    ``tests/reliability/faults/test_control_faults.py``). This wraps the client's internal
+    ``_metadata_update`` (the one method both paths call) on this instance only; consumers
+    get it too (their metadata retries are slower, but each one logs). With the broker back,
+    a client notices it at most ``backoff_s`` later.
+    """
+    update = client._metadata_update
+
+    async def update_with_backoff(cluster_metadata: Any, topics: Any) -> Any:
+        ok = await update(cluster_metadata, topics)
+        if not ok:
+            await asyncio.sleep(backoff_s)
+        return ok
+
+    client._metadata_update = update_with_backoff
 
 
 def make_consumer(
@@ -109,7 +139,9 @@ def make_consumer(
         "heartbeat_interval_ms": 1000,
     }
     options.update(overrides)
-    return AIOKafkaConsumer(*topics, **options)
+    consumer = AIOKafkaConsumer(*topics, **options)
+    backoff_metadata_failures(consumer._client)
+    return consumer
 
 
 def main() -> int:

@@ -2,7 +2,7 @@
 
 One session-scoped :class:`~tests.reliability.faults.stack.PrivateStack` (Kafka,
 PostgreSQL and the assignment, analysis, aggregator and console services, on ports
-3xxxx, state under the temporary directory) is started for these tests and stopped at
+20000-31999, state under the temporary directory) is started for these tests and stopped at
 the end, even when they fail. The shared stack (19092 / 15432) is never touched.
 ``RELIABILITY_LONG=1`` runs the long variants.
 """

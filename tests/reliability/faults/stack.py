@@ -2,7 +2,7 @@
 
 :class:`PrivateStack` runs ``deploy/local/stack.py`` with its environment overrides
 (``ABFLOW_STACK_DIR`` under the temporary directory, every ``ABFLOW_*_PORT`` in the
-3xxxx range), so that stopping its Kafka broker or its PostgreSQL server never touches
+20000-31999 range), so that stopping its Kafka broker or its PostgreSQL server never touches
 the shared stack (19092 / 15432) that other test runs use. Single components are stopped
 and started with stack.py's own functions (``stop_pid("kafka")``, ``start_kafka()``,
 ``stop_postgres()``, ``start_postgres()``), called in a child interpreter that sees the
@@ -48,7 +48,10 @@ def _port_free(port: int) -> bool:
 
 
 def pick_ports() -> dict[str, int]:
-    """Eight free ports ``3B092, 3B093, 3B432, 3B001..3B004, 3B080`` for a random B."""
+    """Eight free ports ``B092, B093, B432, B001..B004, B080`` for a random block B000
+    in 20000-31000: below the kernel's ephemeral range (32768-60999 by default), so that no
+    outgoing connection can take one as its source port (a client reconnecting to a
+    stopped broker could otherwise connect to itself and hold the broker's port)."""
     offsets = {
         "KAFKA": 92,
         "KAFKA_CONTROLLER": 93,
@@ -59,13 +62,13 @@ def pick_ports() -> dict[str, int]:
         "CONSOLE": 4,
         "GATEWAY": 80,
     }
-    bases = list(range(30_000, 39_001, 1_000))
+    bases = list(range(20_000, 31_001, 1_000))
     random.shuffle(bases)
     for base in bases:
         ports = {name: base + off for name, off in offsets.items()}
         if all(_port_free(p) for p in ports.values()):
             return ports
-    raise RuntimeError("no free block of ports in 30000-39999")
+    raise RuntimeError("no free block of ports in 20000-31999")
 
 
 @dataclass
