@@ -92,7 +92,7 @@ class ControlPlane:
         # goes on from its snapshot: the service is degraded, not down
         degraded = probe["database"] != "reachable" or (
             self.settings.relay_enabled
-            and (not relay["running"] or relay["last_error"] is not None)
+            and (not relay["running"] or relay["last_error"] is not None or relay["stalled"])
         )
         return {
             "status": "degraded" if degraded else "ok",

@@ -39,9 +39,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OutboxRelay", "RelayMetrics"]
+__all__ = ["STALLED_AFTER_S", "OutboxRelay", "RelayMetrics"]
 
 _CHANNEL = "config_outbox"
+STALLED_AFTER_S = 10.0
+"""A config row pending longer than this makes /health say the relay is stalled (degraded):
+assignment serves an older config meanwhile."""
 
 
 class RelayMetrics:
@@ -109,6 +112,10 @@ class OutboxRelay:
         self.published = 0
         self.last_error: str | None = None
         self.last_published_at: datetime | None = None
+        # created_at of the oldest row this relay is trying to publish (None: nothing
+        # pending that it knows of); a send blocked on an absent broker shows up here long
+        # before its request times out and sets last_error
+        self.pending_since: datetime | None = None
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -137,7 +144,17 @@ class OutboxRelay:
             if self.last_published_at is None
             else self.last_published_at.isoformat(),
             "last_error": self.last_error,
+            "oldest_pending_s": None
+            if self.pending_since is None
+            else round((datetime.now(UTC) - self.pending_since).total_seconds(), 1),
+            "stalled": self.stalled,
         }
+
+    @property
+    def stalled(self) -> bool:
+        """A row has waited more than :data:`STALLED_AFTER_S` to be published."""
+        since = self.pending_since
+        return since is not None and (datetime.now(UTC) - since).total_seconds() > STALLED_AFTER_S
 
     # -- loop ----------------------------------------------------------------------
     async def _run(self) -> None:
@@ -166,6 +183,8 @@ class OutboxRelay:
 
     def _set_leader(self, value: bool) -> None:
         self.leader = value
+        if not value:
+            self.pending_since = None  # another replica may be publishing now
         self._metrics.leader.set(1 if value else 0)
 
     def _notified(self, *_: object) -> None:
@@ -243,7 +262,9 @@ class OutboxRelay:
         )
         if not rows:
             self._metrics.lag.set(0)
+            self.pending_since = None
             return 0
+        self.pending_since = rows[0]["created_at"]
         self._metrics.lag.set(max(0.0, (datetime.now(UTC) - rows[0]["created_at"]).total_seconds()))
         producer = await self._ensure_producer()
         futures = [
@@ -264,4 +285,6 @@ class OutboxRelay:
             self._metrics.published.labels(row["event_type"]).inc()
         self.published += len(rows)
         self.last_published_at = datetime.now(UTC)
+        if len(rows) < self._batch_size:
+            self.pending_since = None  # that was all of it
         return len(rows)

@@ -41,6 +41,7 @@ import httpx
 import pytest
 
 from deploy.demo.scenario import BASE_DEFINITION, DELIVERABLE_TYPE, TREATMENT_OVERRIDES
+from services.assignment.control.relay import STALLED_AFTER_S
 from shared.assignment.decision import rollout_seed
 from shared.assignment.hashing import make_hasher_v2
 from tests.reliability.faults.stack import LONG, PrivateStack
@@ -331,6 +332,19 @@ async def test_kafka_restart_during_control_writes(
                 f"{writes.done[-5:]}"
             )
             await asyncio.sleep(0.1)
+        # the relay's send is blocked on the absent broker: /health says so once a row has
+        # waited STALLED_AFTER_S, long before the send's request timeout
+        deadline = gone_at + STALLED_AFTER_S + 30
+        while True:
+            control_now = (await client.get("/health")).json()["components"]["control"]
+            if control_now["status"] == "degraded":
+                break
+            assert time.monotonic() < deadline, (
+                f"control /health not degraded {time.monotonic() - gone_at:.0f}s after the "
+                f"broker went away with configs pending: {control_now}"
+            )
+            await asyncio.sleep(0.5)
+        degraded_after = time.monotonic() - gone_at
         pending_down = await _pending(conn)
         health_down = (await client.get("/health")).json()
         down = time.monotonic() - gone_at
@@ -432,11 +446,13 @@ async def test_kafka_restart_during_control_writes(
         f"acknowledged, 0 refused ({len(during)} while the broker was away, slowest "
         f"{slowest:.2f}s); broker stopped {down:.1f}s before its start, away "
         f"{back_at - fault_at:.1f}s in all (stop {stopped:.1f}s, start {started:.1f}s); "
-        f"{pending_down} outbox rows pending before the start, assignment logged "
+        f"{pending_down} outbox rows pending before the start, control /health degraded "
+        f"{degraded_after:.1f}s after the stop, assignment logged "
         f"{log_rate:.1f} lines/s meanwhile, /health "
         f"{health_down.get('status')!r} (serving "
         f"{components.get('serving', {}).get('status')!r}, control "
-        f"{control.get('status')!r}, relay last_error "
+        f"{control.get('status')!r}, relay oldest pending "
+        f"{control.get('relay', {}).get('oldest_pending_s')}s, last_error "
         f"{control.get('relay', {}).get('last_error')!r}); last config (revision "
         f"{last.revision}, {last.allocation}%) served {served_at - back_at:.1f}s after the "
         f"broker was back ({served_after:.1f}s after the last write; {outside} units "
