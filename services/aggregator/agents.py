@@ -232,8 +232,8 @@ class ExecutionsPipeline:
 
     async def _metadata_probe(self) -> None:
         """A metadata request for the executions topic alone. (``consumer.topics()`` asks
-        for every topic of the cluster: with thousands of topics that cost the worker 2-3%
-        of its CPU.) Uses the consumer's client, an aiokafka internal."""
+        for every topic of the cluster: with thousands of topics that took 1.4-2.1%
+        of the worker's samples.) Uses the consumer's client, an aiokafka internal."""
         assert self.consumer is not None
         client = self.consumer._client
         node = client.get_random_node()
@@ -385,7 +385,7 @@ class ExecutionsPipeline:
             if st is None or tp.partition in self._resync:
                 continue
             part = Pending()
-            execs, offsets, times = part.executions, part.offsets, part.timestamps
+            execs, times = part.executions, part.timestamps
             rejected: list[tuple[Any, Rejection]] = []
             read_offset = st.read_offset
             watermark = st.read_watermark_s
@@ -415,7 +415,6 @@ class ExecutionsPipeline:
                 if watermark is None or completed > watermark:
                     watermark = completed
                 execs.append(ex)
-                offsets.append(off)
                 times.append(rec.timestamp)
             part.next_offset = read_offset
             part.watermark_s = watermark
@@ -442,7 +441,6 @@ class ExecutionsPipeline:
                 continue  # revoked or re-read meanwhile: these records will be read again
             pending = st.pending
             pending.executions.extend(part.executions)
-            pending.offsets.extend(part.offsets)
             pending.timestamps.extend(part.timestamps)
             pending.futures.extend(part.futures)
             pending.dead_letters += part.dead_letters
@@ -508,7 +506,6 @@ class ExecutionsPipeline:
                     next_offset=nxt,
                     watermark_s=pend.watermark_s,
                     executions=pend.executions,
-                    offsets=pend.offsets,
                     dead_letters=pend.dead_letters,
                 )
                 futures.extend(pend.futures)

@@ -126,7 +126,6 @@ class PartitionBatch:
     next_offset: int  # the next_offset after this batch
     watermark_s: float | None
     executions: list[Execution] = field(default_factory=list)
-    offsets: list[int] = field(default_factory=list)
     dead_letters: int = 0
 
 
@@ -209,9 +208,10 @@ _RAW_COLUMNS = (
 )
 # executions are COPYed as they are: their first fields are these columns, in this order
 _RAW_WIDTH = len(_RAW_COLUMNS)
-assert Execution._fields[: len(_RAW_COLUMNS)] == tuple(
+if Execution._fields[:_RAW_WIDTH] != tuple(
     "steps_doc" if c == "steps" else c for c in _RAW_COLUMNS
-), "Execution's first fields must be the raw columns"
+):
+    raise RuntimeError("Execution's first fields must be the raw columns, in COPY order")
 
 _UPSERT_VERSION = f"""
 INSERT INTO version_performance_metrics AS t (

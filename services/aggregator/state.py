@@ -470,7 +470,6 @@ class Pending:
     """What the consumer read from one partition since the last flush started."""
 
     executions: list[Execution] = field(default_factory=list)
-    offsets: list[int] = field(default_factory=list)  # offset of each execution
     timestamps: list[int] = field(default_factory=list)  # Kafka timestamp (ms) of each execution
     futures: list[Any] = field(default_factory=list)  # dead letters being produced
     dead_letters: int = 0

@@ -54,7 +54,6 @@ def _batch(p: int, base: int, execs: list[Execution]) -> sink.PartitionBatch:
             e._replace(source_partition=p, source_offset=o)
             for e, o in zip(execs, offsets, strict=True)
         ],
-        offsets=offsets,
     )
 
 

@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 ROOT = Path(__file__).resolve().parents[3]
 STACK_PY = ROOT / "deploy" / "local" / "stack.py"
 SERVICES = ("assignment", "analysis", "aggregator", "console")
@@ -191,6 +193,14 @@ class PrivateStack:
         """``Authorization: Bearer <key>`` when the stack wrote keys, else nothing."""
         key = self.values.get(_SCOPE_KEYS[scope]) or self.own_keys.get(scope)
         return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def client(
+        self, scope: str, service: str = "assignment", timeout: float = 10.0
+    ) -> httpx.AsyncClient:
+        """An HTTP client of ``service`` sending the key of ``scope``."""
+        return httpx.AsyncClient(
+            base_url=self.url(service), timeout=timeout, headers=self.headers(scope)
+        )
 
     def service_env(self) -> dict[str, str]:
         """The environment stack.py gives the services (infrastructure and keys)."""

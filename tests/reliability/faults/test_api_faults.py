@@ -154,14 +154,7 @@ async def test_postgres_restart_during_api_writes(
     stop = asyncio.Event()
     health_stop = asyncio.Event()
     back: list[float] = []
-    clients = [
-        httpx.AsyncClient(
-            base_url=stack.url("assignment"),
-            timeout=CLIENT_TIMEOUT,
-            headers=stack.headers("admin"),
-        )
-        for _ in range(2)
-    ]
+    clients = [stack.client("admin", timeout=CLIENT_TIMEOUT) for _ in range(2)]
     trickle_stop = asyncio.Event()
     trickle = asyncio.create_task(_trickle(stack, trickle_stop))
     loops = [
@@ -238,12 +231,8 @@ async def test_assignment_serves_with_kafka_and_postgres_down(
 ) -> None:
     stack = private_stack
     outage_s = 30.0 if LONG else 6.0
-    admin = httpx.AsyncClient(
-        base_url=stack.url("assignment"), timeout=CLIENT_TIMEOUT, headers=stack.headers("admin")
-    )
-    client = httpx.AsyncClient(
-        base_url=stack.url("assignment"), timeout=CLIENT_TIMEOUT, headers=stack.headers("client")
-    )
+    admin = stack.client("admin", timeout=CLIENT_TIMEOUT)
+    client = stack.client("client", timeout=CLIENT_TIMEOUT)
     try:
         scenario = await create_scenario(admin, suffix=f"faults-{uuid.uuid4().hex[:6]}")
         key = scenario.schema_key

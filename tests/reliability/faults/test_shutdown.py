@@ -71,9 +71,7 @@ async def test_sigterm_assignment_flushes_exposures(
     private_stack: PrivateStack, tmp_path: Path, reliability_summary: list[str]
 ) -> None:
     stack = private_stack
-    async with httpx.AsyncClient(
-        base_url=stack.url("assignment"), timeout=10.0, headers=stack.headers("admin")
-    ) as admin:
+    async with stack.client("admin") as admin:
         scenario = await create_scenario(admin, suffix=f"sigterm-{uuid.uuid4().hex[:6]}")
     # a second replica: same topics and database, the outbox relay left to the stack's one
     proc = _uvicorn(
