@@ -567,6 +567,7 @@ SERVICES: list[Service] = [
         _port("aggregator", 18003),
         "AGGREGATOR_URL",
         extra_env={"AGGREGATOR_WEB_PORT": str(_port("aggregator", 18003))},
+        health_path="/health/ready",
     ),
     Service(
         "console",

@@ -2,7 +2,8 @@
 
 Settings come from the environment (see :class:`AggregatorSettings`); the worker serves
 ``GET /health`` and ``GET /metrics`` on ``AGGREGATOR_WEB_PORT``. SIGTERM/SIGINT stop it
-cleanly (last flush, leave the consumer groups); SIGKILL loses nothing either: progress
+cleanly (last flush first, then leave the consumer groups; the stop is bounded by
+``AGGREGATOR_SHUTDOWN_TIMEOUT_S``); SIGKILL loses nothing either: progress
 is only what PostgreSQL committed.
 """
 
@@ -11,9 +12,7 @@ from __future__ import annotations
 import gc
 import logging
 
-import faust
-
-from services.aggregator.app import create_app
+from services.aggregator.app import AggregatorWorker, create_app
 from services.aggregator.settings import AggregatorSettings
 
 
@@ -31,9 +30,10 @@ def main() -> None:
     settings = AggregatorSettings()
     tune_gc()
     app, runtime = create_app(settings)
-    worker = faust.Worker(
+    worker = AggregatorWorker(
         app,
         runtime,
+        shutdown_timeout_s=settings.aggregator_shutdown_timeout_s,
         loglevel=settings.log_level,
         quiet=True,
         redirect_stdouts=False,

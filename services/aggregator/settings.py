@@ -116,6 +116,13 @@ class AggregatorSettings(BaseServiceSettings):
         description="Kafka consumer group session timeout (broker minimum is 6 s).",
     )
     aggregator_heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    aggregator_shutdown_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="On SIGTERM/SIGINT the executions pipeline is flushed and committed "
+        "first; the rest of the stop (Faust's app, its consumer thread) gets this many "
+        "seconds, then the process exits 0 anyway with an error naming what it waited for.",
+    )
     aggregator_kafka_probe_interval_s: float = Field(
         default=2.0,
         gt=0,

@@ -121,7 +121,7 @@ async def run_aggregator(
         )
         await producer.start()
         try:
-            await _wait_ready(proc)
+            await proc.wait_http("/health/ready", timeout=60)
             yield Aggregator(proc, database_url, prefix, kafka_bootstrap, producer)
         finally:
             await producer.stop()
@@ -135,22 +135,6 @@ async def aggregator(
     work = tmp_path_factory.mktemp("aggregator")
     async with run_aggregator(admin_database_url, kafka_bootstrap, work, "ag") as agg:
         yield agg
-
-
-async def _wait_ready(proc: ServiceProcess, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=proc.url, timeout=2) as client:
-        while time.monotonic() < deadline:
-            if not proc.alive():
-                raise AssertionError(f"aggregator exited:\n{proc.tail()}")
-            try:
-                body = (await client.get("/health")).json()
-                if body["components"]["executions"].get("ready"):
-                    return
-            except (httpx.HTTPError, ValueError, KeyError):
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"aggregator not ready after {timeout}s:\n{proc.tail()}")
 
 
 Sent = dict[tuple[int, int], Poison]

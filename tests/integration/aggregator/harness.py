@@ -102,7 +102,7 @@ class WorkerProcess:
             if not self.alive():
                 raise AssertionError(f"{self.name} exited; log:\n{self.tail()}")
             h = self.health()
-            if h is not None and h["components"]["executions"].get("ready"):
+            if h is not None and h.get("ready"):
                 return h
             await asyncio.sleep(0.2)
         raise AssertionError(f"{self.name} not ready in {timeout}s; log:\n{self.tail()}")

@@ -130,49 +130,48 @@ async def test_sigterm_assignment_flushes_exposures(
     reliability_summary.append(line)
 
 
-async def _wait_aggregator_ready(proc: ServiceProcess, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=proc.url, timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            assert proc.alive(), f"aggregator exited; log:\n{proc.tail()}"
-            try:
-                health = (await client.get("/health")).json()
-                if health["components"]["executions"].get("ready"):
-                    return
-            except (httpx.HTTPError, ValueError, KeyError):
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"aggregator not ready in {timeout}s; log:\n{proc.tail()}")
-
-
-async def test_sigterm_aggregator_commits_its_last_flush(
-    private_stack: PrivateStack, tmp_path: Path, reliability_summary: list[str]
-) -> None:
-    stack = private_stack
-    prefix = f"sig{uuid.uuid4().hex[:8]}."
-    group = f"sigterm-{uuid.uuid4().hex[:8]}"
-    offsets_group = f"{group}.executions"  # the executions consumer's group
-    await ensure_topics(stack.bootstrap, prefix=prefix)
+def _aggregator(stack: PrivateStack, tmp_path: Path, prefix: str, **env: str) -> ServiceProcess:
     port = free_port()
-    proc = ServiceProcess(
+    return ServiceProcess(
         "aggregator",
         [sys.executable, "-m", "services.aggregator.main"],
         {
             **stack.service_env(),
             "TOPIC_PREFIX": prefix,
-            "AGGREGATOR_GROUP_ID": group,
             "AGGREGATOR_WEB_PORT": str(port),
-            "AGGREGATOR_FLUSH_INTERVAL_S": "60",
-            "AGGREGATOR_FLUSH_MAX_EVENTS": "1000000",
             "AGGREGATOR_DATA_DIR": str(tmp_path / "aggregator-data"),
+            **env,
         },
         tmp_path,
         port=port,
+    )
+
+
+@pytest.mark.parametrize("stop", ["graceful", "bounded"])
+async def test_sigterm_aggregator_commits_its_last_flush(
+    private_stack: PrivateStack, tmp_path: Path, reliability_summary: list[str], stop: str
+) -> None:
+    """``bounded``: a shutdown timeout of 10 ms, so the process exits (0) as soon as the
+    executions pipeline has drained, Faust's stop cut short: the last flush comes first."""
+    stack = private_stack
+    prefix = f"sig{uuid.uuid4().hex[:8]}."
+    group = f"sigterm-{uuid.uuid4().hex[:8]}"
+    offsets_group = f"{group}.executions"  # the executions consumer's group
+    await ensure_topics(stack.bootstrap, prefix=prefix)
+    bounded = {"AGGREGATOR_SHUTDOWN_TIMEOUT_S": "0.01"} if stop == "bounded" else {}
+    proc = _aggregator(
+        stack,
+        tmp_path,
+        prefix,
+        AGGREGATOR_GROUP_ID=group,
+        AGGREGATOR_FLUSH_INTERVAL_S="60",
+        AGGREGATOR_FLUSH_MAX_EVENTS="1000000",
+        **bounded,
     ).start()
     stream = make_stream(3_000, seed=random.randrange(1 << 30), too_late=0, id_prefix=prefix)
     topic = EXECUTIONS.full_name(prefix)
     try:
-        await _wait_aggregator_ready(proc)
+        await proc.wait_http("/health/ready", timeout=90)
         await produce_through_faults(
             stack.bootstrap, topic, [(r.key, r.value) for r in stream.records], rate=50_000
         )
@@ -205,6 +204,8 @@ async def test_sigterm_aggregator_commits_its_last_flush(
     finally:
         proc.stop()
     _assert_clean(proc, code, took)
+    cut_short = "exiting now: the executions were committed" in proc.log_text()
+    assert cut_short == (stop == "bounded"), proc.tail()
     conn = await asyncpg.connect(stack.database_url)
     try:
         rows = await conn.fetch(
@@ -220,10 +221,51 @@ async def test_sigterm_aggregator_commits_its_last_flush(
         await conn.close()
     assert not errors, "\n".join(errors[:20])
     line = (
-        f"SIGTERM aggregator: exit 0 in {took:.1f}s; {sum(ends.values()):,} records read "
+        f"SIGTERM aggregator ({stop} stop): exit 0 in {took:.1f}s; {sum(ends.values()):,} records read "
         f"and unflushed before the signal (committed before: {before}), all committed "
         "by the last flush, aggregates exact, no traceback"
     )
+    print("\n" + line)
+    reliability_summary.append(line)
+
+
+async def test_sigterm_aggregator_during_start_up(
+    private_stack: PrivateStack, tmp_path: Path, reliability_summary: list[str]
+) -> None:
+    """SIGTERM while the worker starts: once its web server answers but before both of
+    its consumers have joined their groups (``/health/ready`` still 503), then at the
+    moment it turns ready. Each time: exit 0 within ``EXIT_WITHIN_S``, no traceback, and
+    the stop not cut short by ``AGGREGATOR_SHUTDOWN_TIMEOUT_S`` (a SIGTERM during Faust's
+    group join used to deadlock its consumer thread's stop)."""
+    stack = private_stack
+    prefix = f"sup{uuid.uuid4().hex[:8]}."
+    await ensure_topics(stack.bootstrap, prefix=prefix)
+    seen: list[str] = []
+    for moment in ("starting", "starting", "ready", "ready"):
+        group = f"startup-{uuid.uuid4().hex[:8]}"
+        proc = _aggregator(stack, tmp_path, prefix, AGGREGATOR_GROUP_ID=group).start()
+        try:
+            deadline = time.monotonic() + 90
+            async with httpx.AsyncClient(base_url=proc.url, timeout=2.0) as client:
+                while True:
+                    assert proc.alive(), proc.tail()
+                    assert time.monotonic() < deadline, f"never {moment}:\n{proc.tail()}"
+                    try:
+                        status = (await client.get("/health/ready")).status_code
+                    except httpx.HTTPError:
+                        status = None
+                    if (moment == "starting" and status == 503) or (
+                        moment == "ready" and status == 200
+                    ):
+                        break
+                    await asyncio.sleep(0.02)
+            code, took = await asyncio.to_thread(_terminate, proc)
+        finally:
+            proc.stop()
+        _assert_clean(proc, code, took)
+        assert "exiting now" not in proc.log_text(), f"stop cut short:\n{proc.tail()}"
+        seen.append(f"{moment} {took:.1f}s")
+    line = f"SIGTERM aggregator during start-up: exit 0 each time ({', '.join(seen)})"
     print("\n" + line)
     reliability_summary.append(line)
 
