@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from pydantic import ValidationError
@@ -225,6 +226,10 @@ def test_the_fast_path_never_accepts_what_the_model_rejects() -> None:
             assert model is not None, ev
             via_model = from_model(model)
             assert same(fast, via_model), ev
+        typed = _typed(raw)
+        if isinstance(typed, Execution):
+            assert model is not None, ev
+            assert same(typed, from_model(model)), ev
         res = decode_execution(raw)
         if isinstance(res, Execution):
             accepted += 1
@@ -289,6 +294,14 @@ def test_dead_letter_carries_the_original_bytes_and_the_reason() -> None:
         )
     )
     assert tomb.value_b64 is None and tomb.key_b64 is None
+
+
+def _typed(raw: bytes) -> Execution | Rejection | None:
+    """The msgspec path alone (None: it leaves the record to the others)."""
+    try:
+        return decoding._typed(decoding._decode_wire(raw), None, None)
+    except (msgspec.MsgspecError, ValueError):
+        return None
 
 
 def _reference(raw: bytes) -> Execution | Rejection:
@@ -367,7 +380,7 @@ def test_the_fast_path_decides_exactly_as_the_strict_model() -> None:
     """On thousands of generated valid and invalid events, ``decode_execution`` (fast path
     with its fallback) returns what the strict model plus the database checks return."""
     rng = random.Random(5)
-    fast_accepted = accepted = rejected = 0
+    fast_accepted = typed_accepted = accepted = rejected = 0
     for ev in _generated(rng, 3000):
         raw = enc(ev)
         want = _reference(raw)
@@ -377,12 +390,14 @@ def test_the_fast_path_decides_exactly_as_the_strict_model() -> None:
             assert orjson.loads(got.steps_doc) == orjson.loads(want.steps_doc), ev
             accepted += 1
             fast_accepted += isinstance(decoding._fast(ev), Execution)
+            typed_accepted += isinstance(_typed(raw), Execution)
         else:
             assert isinstance(got, Rejection), (ev, got)
             assert got.code == want.code, (ev, got, want)
             rejected += 1
     assert accepted > 2900 and rejected > 2000
     assert fast_accepted > 0.9 * accepted  # the common case does take the fast path
+    assert typed_accepted > 0.9 * accepted  # and the msgspec one
 
 
 @pytest.mark.parametrize("year", [1971, 2026, 2099, 2200])
