@@ -58,8 +58,8 @@ class AggregatorSettings(BaseServiceSettings):
         description=(
             "While a flush runs the consumer keeps reading up to this many pending records "
             "(the next flush takes them all: flushes grow when the worker is behind). Memory "
-            "in catch-up grows with it: peak RSS about 1.2 GB at 100,000, 1.4 GB at 150,000, "
-            "1.7-1.8 GB at 200,000 (bench/aggregator.py)."
+            "in catch-up grows with it: peak RSS 0.6-0.7 GB at 150,000, 0.7-1.0 GB at "
+            "300,000 (bench/aggregator.py, 1,000,000-record catch-up)."
         ),
     )
     aggregator_fetch_max_records: int = Field(
