@@ -74,6 +74,22 @@ def test_lookup_finds_the_entry_of_the_key_and_nothing_else() -> None:
     assert ring.lookup(H1) is None  # the hash is not the key
 
 
+def test_lookup_among_many_keys() -> None:
+    """One dict probe per lookup: every one of 5,000 keys finds its own entry."""
+    keys = [new_key() for _ in range(5_000)]
+    ring = KeyRing(
+        ApiKeyEntry(f"p{i}", Scope.CLIENT if i % 2 else Scope.READ, hash_key(k))
+        for i, k in enumerate(keys)
+    )
+    assert len(ring) == 5_000 and len(ring.entries) == 5_000
+    for i, k in enumerate(keys):
+        entry = ring.lookup(k)
+        assert entry is not None and entry.principal == f"p{i}"
+    assert ring.lookup(new_key()) is None
+    with pytest.raises(ConfigurationError, match="appears twice"):
+        KeyRing([ApiKeyEntry("a", Scope.READ, H1), ApiKeyEntry("b", Scope.ADMIN, H1)])
+
+
 def test_several_keys_per_principal_for_rotation() -> None:
     ring = KeyRing.parse(f"ci:admin:{H1},ci:admin:{H2}")
     old, new = ring.lookup("k1"), ring.lookup("k2")
