@@ -632,6 +632,20 @@ def local_keys() -> dict[str, str]:
     return keys
 
 
+def console_session_secret() -> str:
+    """The console's CONSOLE_SESSION_SECRET (seals its login cookie), generated on first
+    use into .stack/console_secret (mode 0600) and kept, so that logins survive restarts."""
+    path = STACK / "console_secret"
+    if path.exists() and (secret := path.read_text().strip()):
+        return secret
+    STACK.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+    return secret
+
+
 def api_keys_setting() -> str:
     """The services' API_KEYS: principal:scope:sha256(key) per local key."""
     keys = local_keys()
@@ -663,6 +677,8 @@ def start_service(svc: Service) -> None:
     if not VENV_PY.exists():
         raise StackError(f"{VENV_PY} missing: run `make install` first")
     env = {**infra_env(), **svc.extra_env, "API_KEYS": api_keys_setting(), "PYTHONPATH": str(ROOT)}
+    if svc.name == "console":
+        env["CONSOLE_SESSION_SECRET"] = console_session_secret()
     spawn(svc.name, svc.argv, env=env)
     logfile = LOGS / f"{svc.name}.log"
 

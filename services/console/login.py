@@ -2,9 +2,11 @@
 
 ``GET /console/login`` shows a form where the user pastes a key (and, optionally, their
 name for the audit log). ``POST /console/login`` checks the key against the API (it must
-at least read: scope ``read`` or ``admin``) and keeps it in an HttpOnly, SameSite=Strict
-cookie scoped to ``/console`` (``Secure`` with ``CONSOLE_COOKIE_SECURE=true``, for HTTPS),
-valid ``CONSOLE_SESSION_HOURS``. ``POST /console/logout`` deletes it. The pages redirect
+at least read: scope ``read`` or ``admin``) and keeps it, sealed (encrypted and
+authenticated, see :mod:`services.console.session`) with the user's name, in an HttpOnly,
+SameSite=Strict cookie scoped to ``/console`` (``Secure`` with
+``CONSOLE_COOKIE_SECURE=true``, for HTTPS), valid ``CONSOLE_SESSION_HOURS``.
+``POST /console/logout`` deletes it. The pages redirect
 to the form without one. A ``read`` key shows everything; the lifecycle buttons need an
 ``admin`` key (else the API's 403 message appears under them).
 """
@@ -17,8 +19,9 @@ from urllib.parse import parse_qs, quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from services.console.session import SESSION_COOKIE, SessionCodec
 from services.console.settings import ConsoleSettings
-from services.console.upstream import KEY_COOKIE, USER_COOKIE, upstream_of
+from services.console.upstream import upstream_of
 
 __all__ = ["LOGIN_PATH", "router", "safe_next"]
 
@@ -31,6 +34,8 @@ _MESSAGES = {
     "missing": "Paste an API key.",
     "expired": "Your session ended: log in again.",
 }
+
+_OLD_COOKIES = ("abflow_console_key", "abflow_console_user")
 
 router = APIRouter(tags=["console"])
 
@@ -121,17 +126,17 @@ async def login(request: Request) -> Response:
         "samesite": "strict",
         "secure": settings.console_cookie_secure,
     }
-    response.set_cookie(KEY_COOKIE, key, **cookie)  # type: ignore[arg-type]
-    if name:
-        response.set_cookie(USER_COOKIE, quote(name), **cookie)  # type: ignore[arg-type]
-    else:
-        response.delete_cookie(USER_COOKIE, path=PREFIX)
+    codec: SessionCodec = request.app.state.sessions
+    token = codec.seal(key, name or None, settings.console_session_hours * 3600)
+    response.set_cookie(SESSION_COOKIE, token, **cookie)  # type: ignore[arg-type]
+    for old in _OLD_COOKIES:  # from before sessions were sealed: the raw key
+        response.delete_cookie(old, path=PREFIX)
     return response
 
 
 @router.post(f"{PREFIX}/logout", include_in_schema=False)
 async def logout() -> RedirectResponse:
     response = RedirectResponse(LOGIN_PATH, status_code=303)
-    for name in (KEY_COOKIE, USER_COOKIE):
+    for name in (SESSION_COOKIE, *_OLD_COOKIES):
         response.delete_cookie(name, path=PREFIX, httponly=True, samesite="strict")
     return response

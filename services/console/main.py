@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from services.console.login import router as login_router
 from services.console.pages import STATIC_DIR, STATIC_URL, router
+from services.console.session import SessionCodec
 from services.console.settings import ConsoleSettings
 from services.console.upstream import Upstream
 from services.console.upstream import router as proxy_router
@@ -50,6 +51,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.upstream = upstream
+    app.state.sessions = SessionCodec(settings.console_session_secret)
     app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="static")
     return app
 

@@ -10,14 +10,13 @@ from functools import cache
 from pathlib import Path
 from string import Template
 from typing import Any, Literal
-from urllib.parse import unquote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from services.console.login import login_redirect
+from services.console.session import session_of
 from services.console.settings import ConsoleSettings
-from services.console.upstream import KEY_COOKIE, USER_COOKIE
 
 __all__ = ["PAGES", "STATIC_DIR", "browser_config", "render_page", "router"]
 
@@ -78,15 +77,16 @@ def _settings(request: Request) -> ConsoleSettings:
 
 
 def _user(request: Request) -> str | None:
-    name = unquote(request.cookies.get(USER_COOKIE, "")).strip()
-    return name[:100] or None
+    session = session_of(request)
+    return None if session is None else session.name
 
 
 def _html(page: Page, request: Request) -> Response:
-    if not request.cookies.get(KEY_COOKIE):
+    session = session_of(request)
+    if session is None:
         return login_redirect(request)
     return HTMLResponse(
-        render_page(page, _settings(request), _user(request)),
+        render_page(page, _settings(request), session.name),
         headers={"Cache-Control": "no-cache"},
     )
 

@@ -42,6 +42,14 @@ class ConsoleSettings(BaseSettings):
         default=False,
         description="Mark the session cookie Secure (set it when the console is served over HTTPS).",
     )
+    console_session_secret: str = Field(
+        default="",
+        repr=False,
+        description="Secret that seals the login cookie (the API key inside it is encrypted "
+        "with AES-256-GCM under a key derived from it). Give every replica the same value; "
+        "changing it ends every session. Empty: a random one per process, with a warning "
+        "(logins then end at a restart). `make up` generates one; compose requires it.",
+    )
     console_session_hours: int = Field(
         default=12, ge=1, le=24 * 30, description="How long a login lasts."
     )

@@ -20,15 +20,14 @@ import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from services.console.session import session_of
 from services.console.settings import ConsoleSettings
 from shared.http import error_body
 
-__all__ = ["KEY_COOKIE", "USER_COOKIE", "Upstream", "router"]
+__all__ = ["Upstream", "router"]
 
 log = logging.getLogger(__name__)
 
-KEY_COOKIE = "abflow_console_key"
-USER_COOKIE = "abflow_console_user"
 _PATH = re.compile(r"^v1/[A-Za-z0-9._~/%-]*$")
 _FORWARDED_REQUEST = ("accept", "content-type", "x-actor", "cache-control", "if-match")
 _FORWARDED_RESPONSE = ("content-type", "etag", "www-authenticate")
@@ -108,8 +107,8 @@ def _same_origin(request: Request) -> bool:
     include_in_schema=False,
 )
 async def proxy(path: str, request: Request) -> Response:
-    key = request.cookies.get(KEY_COOKIE)
-    if not key:
+    session = session_of(request)
+    if session is None:
         return JSONResponse(
             error_body("unauthorized", "not logged in to the console", login="/console/login"),
             status_code=401,
@@ -119,7 +118,7 @@ async def proxy(path: str, request: Request) -> Response:
     if request.method != "GET" and not _same_origin(request):
         return JSONResponse(error_body("forbidden", "cross-site request refused"), status_code=403)
     headers = {k: v for k in _FORWARDED_REQUEST if (v := request.headers.get(k)) is not None}
-    headers["Authorization"] = f"Bearer {key}"
+    headers["Authorization"] = f"Bearer {session.key}"
     body = await request.body()
     try:
         r = (

@@ -52,8 +52,25 @@ def _env(name: str) -> str:
     return value
 
 
-# the console's login cookie (services/console/login.py): the pages need it
-CONSOLE_COOKIE = "abflow_console_key"
+# the console's login cookie (services/console/session.py): the pages need it
+CONSOLE_COOKIE = "abflow_console_session"
+
+
+def console_session(base_url: str, key: str) -> str:
+    """A sealed session cookie, from the console's own login form (the browser only ever
+    holds this, never the key)."""
+    try:
+        r = httpx.post(
+            f"{base_url}/console/login", data={"api_key": key}, timeout=10, follow_redirects=False
+        )
+    except httpx.HTTPError as exc:
+        pytest.fail(f"{base_url}/console/login does not answer ({exc}): {HOW_TO}", pytrace=False)
+    token = r.cookies.get(CONSOLE_COOKIE)
+    if r.status_code != 303 or not token:
+        pytest.fail(
+            f"logging in to {base_url}/console failed (HTTP {r.status_code})", pytrace=False
+        )
+    return token
 
 
 def _get(url: str, cookies: dict[str, str] | None = None) -> httpx.Response:
@@ -79,7 +96,9 @@ def gateway_url(console_url: str) -> str:
     url = _env("GATEWAY_URL")
     if _get(f"{url}/health").status_code != 200:
         pytest.fail(f"the gateway at {url} is not healthy: {HOW_TO}", pytrace=False)
-    page = _get(f"{url}/console/experiments", cookies={CONSOLE_COOKIE: KEYS.admin})
+    page = _get(
+        f"{url}/console/experiments", cookies={CONSOLE_COOKIE: console_session(url, KEYS.admin)}
+    )
     if page.status_code != 200 or "console-config" not in page.text:
         pytest.fail(
             f"the gateway at {url} does not serve the console under /console/ "
@@ -127,7 +146,7 @@ def page(browser: Any, gateway_url: str) -> Iterator[Any]:
         [
             {
                 "name": CONSOLE_COOKIE,
-                "value": KEYS.admin,
+                "value": console_session(gateway_url, KEYS.admin),
                 "url": f"{gateway_url}/console/",
                 "httpOnly": True,
                 "sameSite": "Strict",

@@ -52,9 +52,11 @@ def test_login_with_a_key_then_logout(anonymous: Page) -> None:
     page.click("#login-button")
     expect(page).to_have_url(re.compile(r".*/console/performance$"))
     expect(page.locator("main")).not_to_contain_text("Loading")
-    # the key is in an HttpOnly cookie: the page's scripts cannot read it
+    # the key is sealed in an HttpOnly cookie: the page's scripts cannot read the cookie,
+    # and the cookie itself does not contain the key
     assert KEYS.read not in page.evaluate("document.cookie")
-    assert any(c["name"] == "abflow_console_key" and c["httpOnly"] for c in page.context.cookies())
+    session = [c for c in page.context.cookies() if c["name"] == "abflow_console_session"]
+    assert session and session[0]["httpOnly"] and KEYS.read not in session[0]["value"]
 
     page.click("#logout-button")
     expect(page).to_have_url(LOGIN)

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from services.console.main import create_app
 from services.console.pages import browser_config, render_page
+from services.console.session import SESSION_COOKIE
 from services.console.settings import ConsoleSettings
-from services.console.upstream import KEY_COOKIE
 
 pytestmark = pytest.mark.unit
 
@@ -23,10 +23,11 @@ def _settings(**kw: object) -> ConsoleSettings:
 
 async def _client(settings: ConsoleSettings, *, logged_in: bool = True) -> httpx.AsyncClient:
     app = create_app(settings)
+    token = app.state.sessions.seal("abf_test", None, 3600)
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://console",
-        cookies={KEY_COOKIE: "abf_test"} if logged_in else None,
+        cookies={SESSION_COOKIE: token} if logged_in else None,
     )
 
 

@@ -11,8 +11,8 @@ import pytest
 
 from services.console.login import safe_next
 from services.console.main import create_app
+from services.console.session import SESSION_COOKIE, Session, SessionCodec
 from services.console.settings import ConsoleSettings
-from services.console.upstream import KEY_COOKIE, USER_COOKIE
 
 pytestmark = pytest.mark.unit
 
@@ -76,13 +76,14 @@ async def test_login_sets_an_httponly_strict_cookie_and_redirects(
     r = await _login(http, "abf_read", name="Alice  Smith", next="/console/performance?x=1")
     assert r.status_code == 303 and r.headers["location"] == "/console/performance?x=1"
     cookies = r.headers.get_list("set-cookie")
-    key_cookie = next(c for c in cookies if c.startswith(f"{KEY_COOKIE}="))
+    key_cookie = next(c for c in cookies if c.startswith(f"{SESSION_COOKIE}="))
+    assert "abf_read" not in key_cookie  # sealed: the key is not readable in the cookie
     lowered = key_cookie.lower()
     assert "httponly" in lowered and "samesite=strict" in lowered and "path=/console" in lowered
     assert "max-age=43200" in lowered and "secure" not in lowered
     page = await http.get("/console/experiments")
     assert page.status_code == 200 and '"actor":"Alice Smith"' in page.text
-    assert any(c.startswith(f"{USER_COOKIE}=") for c in cookies)
+    assert "Alice" not in " ".join(cookies)  # the name is sealed with the key
 
 
 @pytest.mark.parametrize(
@@ -168,3 +169,27 @@ async def test_logout_forgets_the_key(http: httpx.AsyncClient) -> None:
 )
 def test_next_is_always_a_console_path(value: Any, expected: str) -> None:
     assert safe_next(value) == expected
+
+
+def test_a_session_opens_only_with_its_secret_untampered_and_unexpired() -> None:
+    codec = SessionCodec("s" * 40)
+    token = codec.seal("abf_admin", "Alice", ttl_s=60, now=1_000.0)
+    assert "abf_admin" not in token and "Alice" not in token
+    assert codec.open(token, now=1_059.0) == Session("abf_admin", "Alice", 1_060.0)
+    assert SessionCodec("s" * 40).open(token, now=1_000.0) is not None  # another replica
+    assert codec.open(token, now=1_060.0) is None  # expired (checked here, not only by the browser)
+    assert SessionCodec("t" * 40).open(token, now=1_000.0) is None  # another secret
+    flipped = token[:20] + ("A" if token[20] != "A" else "B") + token[21:]
+    assert codec.open(flipped, now=1_000.0) is None  # tampered
+    for junk in (None, "", "abf_admin", "!!!", "A" * 5000, token[:10]):
+        assert codec.open(junk, now=1_000.0) is None
+    # the same key sealed twice gives two different cookies (a random nonce each time)
+    assert codec.seal("k", None, 60) != codec.seal("k", None, 60)
+
+
+async def test_a_raw_key_cookie_is_not_a_login(http: httpx.AsyncClient) -> None:
+    """The cookie of the console before sessions were sealed held the key itself."""
+    http.cookies.set("abflow_console_key", "abf_admin")
+    http.cookies.set(SESSION_COOKIE, "abf_admin")
+    assert (await http.get("/console/experiments")).status_code == 303
+    assert (await http.get("/console/api/v1/versions/stats")).status_code == 401

@@ -74,3 +74,14 @@ def test_every_service_with_metrics_is_scraped(compose: dict[str, Any]) -> None:
     for name, svc in compose["services"].items():
         if svc.get("labels", {}).get("abflow.metrics") == "true":
             assert name in targets, f"{name} exposes metrics but Prometheus does not scrape it"
+
+
+def test_secrets_are_required_not_defaulted(compose: dict[str, Any]) -> None:
+    """No secret is committed: compose refuses to start without the API keys' hashes and
+    the console's session secret (``${VAR:?message}``)."""
+    services = compose["services"]
+    for name in ("assignment", "analysis", "aggregator", "console"):
+        env = services[name]["environment"]
+        assert str(env["API_KEYS"]).startswith("${ABFLOW_API_KEYS:?"), name
+    secret = services["console"]["environment"]["CONSOLE_SESSION_SECRET"]
+    assert str(secret).startswith("${ABFLOW_CONSOLE_SESSION_SECRET:?")
