@@ -1,18 +1,14 @@
 """Record bytes → :class:`~services.aggregator.state.Execution` or a dead-letter reason.
 
 The contract is :class:`shared.events.ExecutionEvent`. Validating every record with
-pydantic costs ~12 µs; most records are well formed, so two fast paths check a strict
-subset of what the model accepts (canonical UUID text, ``YYYY-MM-DDTHH:MM:SS[.ffffff]``
-timestamps with an offset, exact JSON types) and anything outside it is handed to
-``ExecutionEvent.model_validate_json``, which decides and names the error:
-
-1. ``_typed``: msgspec decodes the bytes straight into :class:`_WireExecution` (types,
-   lengths and bounds checked in C), then the ids and timestamps are checked in Python;
-   any error falls through to
-2. ``_fast``: ``orjson`` and the same checks written out in Python (kept for records the
-   first path does not take, e.g. an escaped character, before the model decides).
-
-Neither accepts what the model rejects (unit tests check both on many mutations).
+pydantic costs ~12 µs; most records are well formed, so a fast path checks a strict
+subset of what the model accepts and hands anything outside it to
+``ExecutionEvent.model_validate_json``, which decides and names the error. The fast path
+(:func:`_typed`): msgspec decodes the bytes straight into :class:`_WireExecution` (the
+model's types, lengths and bounds, checked in C; msgspec is strict like the model), then
+the ids (canonical UUID text) and timestamps (``YYYY-MM-DDTHH:MM:SS[.ffffff]`` with an
+offset) are checked in Python. It never accepts what the model rejects (unit tests check
+this on many mutations, and that the decoder as a whole decides exactly as the model).
 
 On top of the model, the checks PostgreSQL would otherwise fail a whole flush on:
 ``schema_version`` within ``integer``, no NUL character in any text, ``unit_id`` not
@@ -51,11 +47,6 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 _TS = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})\Z"
 )
-_FIELDS: Final = frozenset(ExecutionEvent.model_fields)
-_REQUIRED: Final = frozenset(
-    name for name, f in ExecutionEvent.model_fields.items() if f.is_required()
-)
-_STEP_FIELDS: Final = frozenset({"name", "success", "duration_ms"})
 _RANGE_ERRORS: Final = frozenset(
     {
         "greater_than",
@@ -104,44 +95,25 @@ def decode_execution(
     offset: int | None = None,
 ) -> Execution | Rejection:
     """Decode one record value of the executions topic (read at ``partition``/``offset``)."""
-    if raw is not None and len(raw) <= max_bytes and b"\\u" not in raw:
-        # (an escaped character, e.g. a NUL or a lone surrogate, takes the paths below)
+    if raw is not None and len(raw) <= max_bytes:
         try:
-            typed = _typed(_decode_wire(raw), partition, offset)
-        except (msgspec.MsgspecError, ValueError):
-            typed = None
-        if typed is not None:
-            return typed
+            ex = _typed(_decode_wire(raw), partition, offset)
+        except (msgspec.MsgspecError, ValueError):  # (invalid UTF-8: UnicodeDecodeError)
+            ex = None
+        if ex is not None:
+            if b"\\u0000" in raw and type(ex) is Execution:  # JSON can only carry NUL escaped
+                return _db_checks(ex)
+            return ex  # (msgspec refuses invalid UTF-8 and lone surrogates, like orjson)
     checked = _envelope(raw, max_bytes)
     if isinstance(checked, Rejection):
         return checked
-    raw, obj = checked
-    ex = _fast(obj, partition, offset)
-    if ex is None:
-        return _slow(raw, partition, offset)
-    if b"\\u0000" in raw and type(ex) is Execution:  # JSON can only carry NUL escaped
-        return _db_checks(ex)
-    return ex  # (orjson already refused invalid UTF-8 and lone surrogates)
-
-
-def _fast(
-    obj: dict[str, Any], partition: int | None = None, offset: int | None = None
-) -> Execution | Rejection | None:
-    """The common case, or None to let pydantic decide."""
-    if not _FIELDS.issuperset(obj):  # an unknown field
-        return None
-    try:
-        return _fast_fields(obj, partition, offset)
-    except KeyError:  # a required field is missing
-        return None
+    return _slow(checked[0], partition, offset)
 
 
 _uuid_match = _UUID.match
 _ts_match = _TS.match
 _fromiso = datetime.fromisoformat
 _intern = sys.intern
-_STR, _INT, _FLOAT, _BOOL, _DICT, _LIST = str, int, float, bool, dict, list
-_dumps = orjson.dumps
 _new_tuple = tuple.__new__
 
 # Schema, variant and experiment ids repeat in almost every record: each distinct text is
@@ -159,146 +131,6 @@ def _new_uuid(text: str) -> str | None:
         _UUIDS.clear()
     out = _UUIDS[text] = _intern(text.lower())
     return out
-
-
-def _fast_fields(
-    obj: dict[str, Any], partition: int | None, offset: int | None
-) -> Execution | Rejection | None:
-    # Written out inline (no helper calls): this runs for every record.
-    get = obj.get
-    execution_id = obj["execution_id"]
-    if type(execution_id) is not _STR or not 1 <= len(execution_id) <= 200:
-        return None
-    schema_id = obj["schema_id"]
-    if type(schema_id) is not _STR:
-        return None
-    schema_id = _uuid_get(schema_id) or _new_uuid(schema_id)
-    if schema_id is None:
-        return None
-    schema_version = obj["schema_version"]
-    if type(schema_version) is not _INT or schema_version < 1:
-        return None
-    variant_id = get("variant_id")
-    if variant_id is not None:
-        if type(variant_id) is not _STR:
-            return None
-        variant_id = _uuid_get(variant_id) or _new_uuid(variant_id)
-        if variant_id is None:
-            return None
-    experiment_id = get("experiment_id")
-    if experiment_id is not None:
-        if type(experiment_id) is not _STR:
-            return None
-        experiment_id = _uuid_get(experiment_id) or _new_uuid(experiment_id)
-        if experiment_id is None:
-            return None
-    variant_key = get("variant_key")
-    if variant_key is not None and (type(variant_key) is not _STR or len(variant_key) > 100):
-        return None
-    unit_id = get("unit_id")
-    if unit_id is not None and (type(unit_id) is not _STR or len(unit_id) > 200):
-        return None
-    reason = get("assignment_reason")
-    if reason is not None and (type(reason) is not _STR or len(reason) > 32):
-        return None
-    success = obj["success"]
-    if type(success) is not _BOOL:
-        return None
-    duration = obj["duration_ms"]
-    t = type(duration)
-    if t is _INT:
-        duration = float(duration)
-    elif t is not _FLOAT:
-        return None
-    if not 0.0 <= duration <= 1e10:
-        return None
-    risk = get("risk_score")
-    if risk is not None:
-        t = type(risk)
-        if t is _INT:
-            risk = float(risk)
-        elif t is not _FLOAT:
-            return None
-        if not 0.0 <= risk <= 1.0:
-            return None
-    steps_raw = get("steps", ())
-    steps: tuple[tuple[str, bool, float], ...] = ()
-    steps_doc = b"[]"
-    if steps_raw:
-        if type(steps_raw) is not _LIST or len(steps_raw) > 200:
-            return None
-        out = []
-        for st in steps_raw:
-            if type(st) is not _DICT or len(st) != 3 or not _STEP_FIELDS.issuperset(st):
-                return None
-            name = st["name"]
-            ok = st["success"]
-            dur = st["duration_ms"]
-            t = type(dur)
-            if t is _INT:
-                dur = float(dur)
-            elif t is not _FLOAT:
-                return None
-            if (
-                type(name) is not _STR
-                or not 1 <= len(name) <= 200
-                or type(ok) is not _BOOL
-                or not 0.0 <= dur <= 1e10
-            ):
-                return None
-            out.append((_intern(name), ok, dur))
-        steps = tuple(out)
-        steps_doc = _dumps(steps_raw)  # the record's own step objects, in C
-    elif steps_raw != () and steps_raw != []:
-        return None  # e.g. null or {}: let the model name the error
-    started_raw = obj["started_at"]
-    completed_raw = obj["completed_at"]
-    if (
-        type(started_raw) is not _STR
-        or type(completed_raw) is not _STR
-        or not _ts_match(started_raw)
-        or not _ts_match(completed_raw)
-    ):
-        return None
-    try:
-        started = _fromiso(started_raw)
-        completed = _fromiso(completed_raw)
-    except ValueError:
-        return None
-    if completed < started:
-        return Rejection("invalid_value", "completed_at is before started_at")
-    if schema_version > INT4_MAX:
-        return Rejection("out_of_range", f"schema_version {schema_version} exceeds {INT4_MAX}")
-    if unit_id == "":
-        return Rejection("invalid_value", "unit_id is empty")
-    completed_s = completed.timestamp()
-    # tuple.__new__ skips the NamedTuple's Python-level constructor (about 2 µs here); the
-    # hour by float floor division equals hour_of(completed) for any time with microseconds
-    # before the year 2242 (the float's spacing stays under a microsecond)
-    return _new_tuple(
-        Execution,
-        (
-            execution_id,
-            schema_id,
-            schema_version,
-            variant_id,
-            variant_key,
-            experiment_id,
-            unit_id,
-            success,
-            duration,
-            risk,
-            steps_doc,
-            reason,
-            started,
-            completed,
-            partition,
-            offset,
-            steps,
-            int(completed_s // 3600.0),
-            completed_s,
-        ),
-    )
 
 
 _Text200 = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -340,7 +172,7 @@ _encode_steps = msgspec.json.Encoder().encode
 def _typed(
     ev: _WireExecution, partition: int | None, offset: int | None
 ) -> Execution | Rejection | None:
-    """The checks msgspec's types cannot express, or None to take the other paths."""
+    """The checks msgspec's types cannot express, or None to let the model decide."""
     if ev.event_version != 1:
         return None
     schema_id = _uuid_get(ev.schema_id) or _new_uuid(ev.schema_id)
@@ -381,6 +213,7 @@ def _typed(
         steps = ()
         steps_doc = b"[]"
     completed_s = completed.timestamp()
+    # tuple.__new__ skips the NamedTuple's Python-level constructor (about 2 µs here)
     return _new_tuple(
         Execution,
         (
@@ -401,7 +234,9 @@ def _typed(
             partition,
             offset,
             steps,
-            int(completed_s // 3600.0),  # see _fast_fields
+            # the hour by float floor division equals hour_of(completed) for any time
+            # with microseconds before the year 2242 (the float's spacing stays under 1 µs)
+            int(completed_s // 3600.0),
             completed_s,
         ),
     )
