@@ -44,6 +44,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import ApiKeyMiddleware, AuthSettings, KeyRing, document_scopes
 from shared.errors import PlatformError
+from shared.health import overall_status
 from shared.settings import HttpEdgeSettings
 
 log = logging.getLogger(__name__)
@@ -360,8 +361,7 @@ def create_service_app(
     )
     async def health() -> JSONResponse:
         reports = {c.name: c.health() for c in app.state.components}
-        statuses = {r.get("status", "ok") for r in reports.values()}
-        status = "down" if "down" in statuses else "degraded" if "degraded" in statuses else "ok"
+        status = overall_status(reports.values())
         return JSONResponse(
             {"status": status, "service": service, "components": reports},
             status_code=503 if status == "down" else 200,

@@ -608,6 +608,15 @@ LOCAL_KEYS = (
 )
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (mode 0600, also when it existed before)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)  # an existing file keeps its mode through os.open
+
+
 def local_keys() -> dict[str, str]:
     """The stack's API keys by scope, generated on first use into .stack/keys.json
     (the same format as `python -m shared.auth create`: abf_ + 256 random bits)."""
@@ -624,10 +633,7 @@ def local_keys() -> dict[str, str]:
         return keys
     for scope, _, _ in LOCAL_KEYS:
         keys.setdefault(scope, "abf_" + secrets.token_urlsafe(32))
-    STACK.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(keys, fh, indent=2)
+    write_private(path, json.dumps(keys, indent=2))
     log(f"API keys generated into {path}")
     return keys
 
@@ -638,11 +644,8 @@ def console_session_secret() -> str:
     path = STACK / "console_secret"
     if path.exists() and (secret := path.read_text().strip()):
         return secret
-    STACK.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secret + "\n")
+    write_private(path, secret + "\n")
     return secret
 
 
@@ -726,12 +729,8 @@ def write_env(services: list[Service]) -> None:
     for svc in services:
         env[svc.env_var] = svc.url
     keys = keys_env()
-    STACK.mkdir(parents=True, exist_ok=True)
-    text = "".join(f"export {k}={v}\n" for k, v in {**env, **keys}.items())
-    fd = os.open(STACK / "env", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(STACK / "env", 0o600)  # it holds the keys (an older file kept its mode)
+    # it holds the keys
+    write_private(STACK / "env", "".join(f"export {k}={v}\n" for k, v in {**env, **keys}.items()))
     log(f"endpoints (also in {STACK / 'env'}):")
     for k, v in env.items():
         print(f"  {k}={v}", flush=True)

@@ -38,6 +38,7 @@ from services.aggregator.agents import (
 )
 from services.aggregator.metrics import AggregatorMetrics
 from services.aggregator.settings import AggregatorSettings
+from shared.health import overall_status
 from shared.kafka import ensure_topics, make_producer, retry_start
 from shared.topics import DEAD_LETTER, EXECUTIONS, EXPOSURES
 
@@ -115,10 +116,12 @@ class AggregatorRuntime(mode.Service):
         )
         exposures = {"status": "ok", "ready": self.exposures_assigned.is_set()}
         components = {"executions": executions, "exposures": exposures}
-        order = ("ok", "degraded", "down")
-        status = max((c["status"] for c in components.values()), key=order.index)
         ready = all(c["ready"] for c in components.values())
-        return {"status": status, "ready": ready, "components": components}
+        return {
+            "status": overall_status(components.values()),
+            "ready": ready,
+            "components": components,
+        }
 
 
 class AggregatorWorker(faust.Worker):
