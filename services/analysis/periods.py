@@ -92,7 +92,11 @@ LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def explicit_window(start: datetime, end: datetime, max_days: int) -> Window:
-    if not (EARLIEST <= _utc(start) < LATEST and EARLIEST < _utc(end) <= LATEST):
+    try:  # (a time at the edge of year 1 or 9999 whose offset crosses it: OverflowError)
+        in_range = EARLIEST <= _utc(start) < LATEST and EARLIEST < _utc(end) <= LATEST
+    except OverflowError:
+        in_range = False
+    if not in_range:
         raise ValidationFailed(
             "start and end must lie between 1970 and 9000", code="invalid_period", field="start"
         )

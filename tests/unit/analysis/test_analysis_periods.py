@@ -21,6 +21,7 @@ from shared.errors import ValidationFailed
 pytestmark = pytest.mark.unit
 
 NOW = datetime(2025, 3, 5, 14, 37, 12, tzinfo=UTC)  # a Wednesday
+HOUR = timedelta(hours=1)
 
 
 def test_trailing_window_ends_with_the_current_hour() -> None:
@@ -48,6 +49,9 @@ def test_explicit_window_widened_to_hours_and_naive_is_utc() -> None:
         (datetime(2025, 3, 2, tzinfo=UTC), datetime(2025, 3, 1, tzinfo=UTC)),
         (datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 3, 1, tzinfo=UTC)),
         (datetime(2020, 3, 1, tzinfo=UTC), datetime(2025, 3, 1, tzinfo=UTC)),
+        # in UTC before year 1 / after year 9999: refused (it was an OverflowError, a 500)
+        (datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))), datetime(2025, 3, 1, tzinfo=UTC)),
+        (datetime(2025, 3, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, tzinfo=timezone(-HOUR))),
     ],
 )
 def test_bad_explicit_windows(start: datetime, end: datetime) -> None:
