@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.auth import ApiKeyEntry, Scope, hash_key, new_key
 from shared.db.migrate import apply_migrations
@@ -124,8 +125,42 @@ def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(infra: Infra) -> str:
-    return infra.kafka_bootstrap
+async def kafka_bootstrap(infra: Infra, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """The broker; at the end, the topics this session created are deleted (a run creates
+    hundreds under unique prefixes: kept, they would slow a long-lived local broker)."""
+    before = await _topic_names(infra.kafka_bootstrap)
+    yield infra.kafka_bootstrap
+    await _delete_session_topics(infra.kafka_bootstrap, before, request)
+
+
+async def _topic_names(bootstrap: str) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def _delete_session_topics(
+    bootstrap: str, before: set[str], request: pytest.FixtureRequest
+) -> None:
+    """Delete the topics that appeared during the session, except the platform's own
+    unprefixed ones (``abflow.*``: the stack's) and Kafka's (``__*``)."""
+    try:
+        created = sorted(
+            t for t in await _topic_names(bootstrap) - before if not t.startswith(("abflow.", "__"))
+        )
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+        await admin.start()
+        try:
+            for i in range(0, len(created), 100):
+                await admin.delete_topics(created[i : i + 100])
+        finally:
+            await admin.close()
+        _report(request, f"Kafka: {len(created)} topics created by the tests deleted")
+    except Exception as exc:  # noqa: BLE001 - clean-up only: never fails the session
+        _report(request, f"Kafka: could not delete the tests' topics ({exc!r})")
 
 
 @pytest.fixture(scope="session")
@@ -187,11 +222,26 @@ def _report(request: pytest.FixtureRequest, line: str) -> None:
 
 
 _VERSIONS = pytest.StashKey[list[str]]()
+_SECTIONS = pytest.StashKey[dict[str, list[str]]]()
+
+
+def summary_lines(config: pytest.Config, section: str) -> list[str]:
+    """The lines of ``section`` in the terminal summary (append to add one)."""
+    return config.stash.setdefault(_SECTIONS, {}).setdefault(section, [])
+
+
+def summarise(config: pytest.Config, section: str, line: str) -> None:
+    """A measurement or fact a test reports: printed now (seen with ``-s``) and repeated
+    in ``section`` of the terminal summary, so that a passing run shows it too."""
+    print(f"[{section}] {line}")
+    summary_lines(config, section).append(line)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    lines = config.stash.get(_VERSIONS, [])
-    if lines:
-        terminalreporter.section("infrastructure used")
-        for line in lines:
-            terminalreporter.write_line(line)
+    sections = {"infrastructure used": config.stash.get(_VERSIONS, [])}
+    sections.update(config.stash.get(_SECTIONS, {}))
+    for section, lines in sections.items():
+        if lines:
+            terminalreporter.section(section)
+            for line in lines:
+                terminalreporter.write_line(line)

@@ -8,13 +8,9 @@ and its own database. ``RELIABILITY_LONG=1`` runs the long version.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from tests.conftest import Infra
-
-SUMMARY = pytest.StashKey[list[str]]()
+from tests.conftest import Infra, summary_lines
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -33,12 +29,4 @@ def admin_database_url(infra: Infra) -> str:
 @pytest.fixture(scope="session")
 def reliability_summary(request: pytest.FixtureRequest) -> list[str]:
     """Lines printed in the ``reliability`` section of the terminal summary."""
-    return request.config.stash.setdefault(SUMMARY, [])
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    lines = config.stash.get(SUMMARY, [])
-    if lines:
-        terminalreporter.section("reliability")
-        for line in lines:
-            terminalreporter.write_line(line)
+    return summary_lines(request.config, "reliability")
