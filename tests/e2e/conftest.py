@@ -5,19 +5,24 @@ session and shared by the tests that read it."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from functools import partial
 
 import pytest
 
-from .flow import AA_FLOW, AB_FLOW, FlowRun, Stack, run_flow, stack_from_env
+from tests.conftest import summarise
 
-_TIMINGS = pytest.StashKey[list[str]]()
+from .flow import AA_FLOW, AB_FLOW, FlowRun, Stack, run_flow, stack_from_env
 
 
 def _report(config: pytest.Config, line: str) -> None:
-    """Printed now (seen with ``-s``) and in the "e2e timings" section of the summary."""
-    print(f"[e2e] {line}")
-    config.stash.setdefault(_TIMINGS, []).append(line)
+    summarise(config, "e2e timings", line)
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """For the tests' own measurements: a line of the "e2e timings" summary."""
+    return partial(_report, request.config)
 
 
 @pytest.fixture(scope="session")
@@ -44,11 +49,3 @@ def flow_run(request: pytest.FixtureRequest) -> FlowRun:
     """Either run, for the checks that hold for both."""
     run: FlowRun = request.getfixturevalue(f"{request.param}_run")
     return run
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    lines = config.stash.get(_TIMINGS, [])
-    if lines:
-        terminalreporter.section("e2e timings")
-        for line in lines:
-            terminalreporter.write_line(line)

@@ -40,9 +40,11 @@ HOW_TO = (
 )
 ANALYSIS_TIMEOUT_S = 60.0
 """How long the analysis may take to count every event after the last one was sent."""
-EXPOSURE_GRACE_S = 15.0
+EXPOSURE_GRACE_S = 60.0
 """Exposures are at most once by design (docs/assignment.md); after the executions are
-all counted, wait this much longer for the exposed units to be all counted too."""
+all counted, wait up to this much longer for the exposed units to be all counted too
+(polled: returns as soon as they are; generous, because on a loaded machine the exposure
+path can lag the executions by many seconds; the tests then assert exact equality)."""
 ASSIGNABLE_TIMEOUT_S = 30.0
 DELIVERABLE_TYPE = "e2e_report"
 

@@ -96,6 +96,16 @@ class WorkerProcess:
         data["http_status"] = status
         return data
 
+    async def owned_partitions(self, timeout: float = 30.0) -> list[int]:
+        """The executions partitions its health report lists. Asked again while the
+        worker does not answer within ``get``'s 2 s (its loop busy, e.g. catching up)."""
+        deadline = time.monotonic() + timeout
+        while (h := self.health()) is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: no health report in {timeout}s\n{self.tail()}")
+            await asyncio.sleep(0.2)
+        return list(h["components"]["executions"]["partitions"])
+
     async def wait_ready(self, timeout: float = 60.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

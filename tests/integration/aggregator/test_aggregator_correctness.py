@@ -32,6 +32,7 @@ from tests.integration.aggregator.generator import (
     sketch_ok,
 )
 from tests.integration.aggregator.harness import WorkerProcess, wait_committed, worker_env
+from tests.integration.assignment.helpers import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -101,8 +102,14 @@ async def test_generated_stream_is_aggregated_exactly(
         produced_s = time.monotonic() - started
 
         worker.start()
-        health = await worker.wait_ready()
-        assert health["http_status"] == 200 and health["status"] == "ok"
+        await worker.wait_ready()
+
+        async def healthy() -> bool:
+            h = worker.health()
+            return h is not None and h["http_status"] == 200 and h["status"] == "ok"
+
+        # its Kafka probe can time out while the loop catches up (briefly "degraded")
+        assert await eventually(healthy, timeout=20), worker.health()
         took = await wait_committed(
             conn, EXECUTIONS.full_name(topics), len(stream.records), 300, [worker]
         )
@@ -161,8 +168,7 @@ async def test_generated_stream_is_aggregated_exactly(
         assert len(expo_letters) == stream.bad_exposures
 
         # cached variant metrics of the registered schema (refreshed every second)
-        await asyncio.sleep(2.5)
-        for variant in variants:
+        async def check_cached_variant(variant: str) -> None:
             row = await conn.fetchrow(
                 "SELECT total_executions, successful_executions, conversion_rate, avg_execution_time_ms, "
                 "p95_execution_time_ms, metrics_updated_at FROM schema_variants WHERE id = $1",
@@ -186,6 +192,19 @@ async def test_generated_stream_is_aggregated_exactly(
             merged = merge_sketches(r["duration_sketch"] for r in blobs)
             assert sketch_ok(merged, durations, (0.95,))
             assert row["p95_execution_time_ms"] == merged.quantile(0.95)
+
+        async def cached_metrics_match() -> bool:
+            try:
+                for variant in variants:
+                    await check_cached_variant(variant)
+            except (AssertionError, TypeError):  # TypeError: a column still NULL
+                return False
+            return True
+
+        # polled until a refresh after the last commit, then checked with the messages
+        await eventually(cached_metrics_match, timeout=30, every=0.5)
+        for variant in variants:
+            await check_cached_variant(variant)
 
         # /metrics: Prometheus text with our counters
         status, body = worker.get("/metrics")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -35,12 +37,33 @@ from tests.integration.aggregator.harness import (
 pytestmark = pytest.mark.integration
 
 EVENTS = int(os.environ.get("AGGREGATOR_TEST_EVENTS", "50000"))
+MID_STREAM_KILLS = 3
+"""Kills that must land mid-stream: the producer holds back its last chunks until then."""
+MAX_KILLS = 5
+
+
+@dataclass
+class Feed:
+    """What the slow producer holds back and how far it got. Its last ``held_back``
+    chunks wait for ``release``: kills made before it is set land mid-stream by
+    construction, however slow the worker's restarts are."""
+
+    held_back: int = 0
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    sent: int = 0
+    """Execution records acknowledged by Kafka so far."""
 
 
 async def _produce_slowly(
-    bootstrap: str, prefix: str, stream: Stream, chunks: int, pause: float
+    bootstrap: str,
+    prefix: str,
+    stream: Stream,
+    chunks: int,
+    pause: float,
+    feed: Feed | None = None,
 ) -> None:
-    """The stream in ``chunks`` pieces, ``pause`` seconds apart (order kept per partition)."""
+    """The stream in ``chunks`` pieces, ``pause`` seconds apart (order kept per partition);
+    with ``feed``, its last ``feed.held_back`` pieces only once ``feed.release`` is set."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
@@ -55,13 +78,12 @@ async def _produce_slowly(
         exposures = stream.exposures
         estep = -(-len(exposures) // chunks) if exposures else 0
         for i in range(chunks):
-            await produce(
-                bootstrap,
-                EXECUTIONS.full_name(prefix),
-                records[i * step : (i + 1) * step],
-                6,
-                producer=producer,
-            )
+            if feed is not None and i == chunks - feed.held_back:
+                await feed.release.wait()
+            chunk = records[i * step : (i + 1) * step]
+            await produce(bootstrap, EXECUTIONS.full_name(prefix), chunk, 6, producer=producer)
+            if feed is not None:
+                feed.sent += len(chunk)
             if estep:
                 await produce(
                     bootstrap,
@@ -125,28 +147,37 @@ async def test_sigkill_at_random_moments_loses_and_doubles_nothing(
         tmp_path,
     )
     kills: list[tuple[int, int]] = []
+    feed = Feed(held_back=5)
+    producing = asyncio.create_task(
+        _produce_slowly(kafka_bootstrap, topics, stream, chunks=30, pause=1.0, feed=feed)
+    )
     try:
-        producing = asyncio.create_task(
-            _produce_slowly(kafka_bootstrap, topics, stream, chunks=30, pause=1.0)
-        )
         worker.start()
         await worker.wait_ready()
+        # the producer cannot finish before MID_STREAM_KILLS kills (it holds back its end)
         while not producing.done():
-            # let the worker commit something after its (re)start, then kill it at a random moment
+            # let the worker commit something after its (re)start (before the first kill it
+            # must, or the kill would not be mid-stream), then kill it at a random moment
             base = await committed(conn, topic)
-            for _ in range(300):
-                if await committed(conn, topic) > base or (
-                    producing.done() and base >= len(stream.records)
-                ):
+            since = time.monotonic()
+            while True:
+                now = await committed(conn, topic)
+                if now > base or (base > 0 and now >= feed.sent):  # progress, or caught up
+                    break
+                if base == 0 and time.monotonic() - since > 120:
+                    raise AssertionError(f"nothing committed after 120 s; log:\n{worker.tail()}")
+                if base > 0 and time.monotonic() - since > 30:
                     break
                 await asyncio.sleep(0.1)
             await asyncio.sleep(rng.uniform(0.0, 1.5))
             before = await committed(conn, topic)
             worker.kill()
             kills.append((before, await committed(conn, topic)))
+            if len(kills) == MID_STREAM_KILLS:
+                feed.release.set()
             worker.start()
             await worker.wait_ready()
-            if len(kills) >= 5:
+            if len(kills) >= MAX_KILLS:
                 break
         await producing
         started = time.monotonic()
@@ -156,7 +187,9 @@ async def test_sigkill_at_random_moments_loses_and_doubles_nothing(
             f"{[k[0] for k in kills]}; caught up {time.monotonic() - started:.1f}s after the last restart"
         )
         mid_stream = [k for k in kills if 0 < k[0] < len(stream.records)]
-        assert len(mid_stream) >= 3, f"only {len(mid_stream)} kills landed mid-stream: {kills}"
+        assert len(mid_stream) >= MID_STREAM_KILLS, (
+            f"only {len(mid_stream)} kills landed mid-stream: {kills}"
+        )
         await _verify(conn, kafka_bootstrap, topics, stream)
         assert (
             await conn.fetchval(
@@ -165,6 +198,10 @@ async def test_sigkill_at_random_moments_loses_and_doubles_nothing(
             == expected(stream).distinct
         )
     finally:
+        if not producing.done():  # the test failed while the producer waited for its release
+            producing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producing
         worker.stop()
         await conn.close()
 
@@ -186,34 +223,36 @@ async def test_two_workers_share_partitions_and_survive_one_being_killed(
     )
     a = WorkerProcess("w-a", env, tmp_path)
     b = WorkerProcess("w-b", env, tmp_path)
+    producing: asyncio.Task[None] | None = None
     try:
         a.start()
         b.start()
         await a.wait_ready()
         await b.wait_ready()
         # both own partitions once the group has settled
-        for _ in range(100):
-            pa = a.health()["components"]["executions"]["partitions"]  # type: ignore[index]
-            pb = b.health()["components"]["executions"]["partitions"]  # type: ignore[index]
-            if pa and pb and sorted(pa + pb) == list(range(6)):
+        settle_by = time.monotonic() + 60
+        while True:
+            pa, pb = await a.owned_partitions(), await b.owned_partitions()
+            if (pa and pb and sorted(pa + pb) == list(range(6))) or time.monotonic() > settle_by:
                 break
             await asyncio.sleep(0.2)
         assert pa and pb and sorted(pa + pb) == list(range(6)), (pa, pb)
+        feed = Feed(held_back=4)  # the stream's end waits for the kill: it lands mid-stream
         producing = asyncio.create_task(
-            _produce_slowly(kafka_bootstrap, topics, stream, chunks=16, pause=0.5)
+            _produce_slowly(kafka_bootstrap, topics, stream, chunks=16, pause=0.5, feed=feed)
         )
         await asyncio.sleep(random.uniform(1.5, 3.0))
         # on a loaded machine the first commit can come late: kill only once something is committed
         at_kill = await committed(conn, topic)
-        for _ in range(300):
-            if at_kill > 0:
-                break
+        wait_from = time.monotonic()
+        while at_kill == 0 and time.monotonic() - wait_from < 120:
             await asyncio.sleep(0.1)
             at_kill = await committed(conn, topic)
         a.kill()
+        feed.release.set()
         await producing
         await wait_committed(conn, topic, len(stream.records), 300, [b])
-        owned = b.health()["components"]["executions"]["partitions"]  # type: ignore[index]
+        owned = await b.owned_partitions()
         writers = {
             r["writer"]
             for r in await conn.fetch(
@@ -227,6 +266,10 @@ async def test_two_workers_share_partitions_and_survive_one_being_killed(
         assert 0 < at_kill < len(stream.records)
         await _verify(conn, kafka_bootstrap, topics, stream)
     finally:
+        if producing is not None and not producing.done():
+            producing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producing
         a.stop()
         b.stop()
         await conn.close()

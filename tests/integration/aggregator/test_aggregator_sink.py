@@ -161,6 +161,29 @@ async def test_duplicates_count_once_within_a_flush_across_partitions_and_flushe
     ]
 
 
+async def _blocked_by(
+    pool: asyncpg.Pool, holder_pid: int, task: asyncio.Task[sink.FlushResult]
+) -> None:
+    """Wait until a backend waits for a lock that backend ``holder_pid`` holds (the
+    racing flush, whatever the machine's speed); fail if ``task`` ends first (it did
+    not wait for the uncommitted key) or after 30 s."""
+    deadline = asyncio.get_running_loop().time() + 30.0
+    while True:
+        if task.done():
+            raise AssertionError(f"the flush did not wait for the uncommitted key: {task!r}")
+        # a fresh statement each time: pg_stat_activity is a snapshot per transaction
+        waiting = await pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND $1::int = ANY(pg_blocking_pids(pid))",
+            holder_pid,
+        )
+        if waiting:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("after 30 s the flush is still not waiting for the key")
+        await asyncio.sleep(0.05)
+
+
 async def test_concurrent_workers_racing_on_one_execution_id_count_it_once(
     pool: asyncpg.Pool, database_url: str
 ) -> None:
@@ -184,8 +207,7 @@ async def test_concurrent_workers_racing_on_one_execution_id_count_it_once(
         )
         states = {1: PartitionState(1, 0, None, complete=True)}
         racing = asyncio.create_task(_flush(pool, topic, {1: _batch(1, 0, ex)}, states))
-        await asyncio.sleep(0.5)
-        assert not racing.done()  # blocked on the uncommitted key
+        await _blocked_by(pool, other.get_server_pid(), racing)  # on the uncommitted key
         await tx.commit()
         with pytest.raises(asyncpg.UniqueViolationError):
             await racing

@@ -90,10 +90,12 @@ async def test_summary_explicit_window_and_empty_schema(
         params={"start": start.isoformat(), "end": end.isoformat()},
     )
     body = strict_json(resp)
-    assert body["period"]["start"] <= start.isoformat() and body["period"]["days"] >= 3
+    # as instants: the strings differ in form ("...:00Z" vs "...:00.123456+00:00")
+    period_start = datetime.fromisoformat(body["period"]["start"])
+    assert period_start <= start and body["period"]["days"] >= 3
     recent = [
         e for e in world.executions
-        if e.schema_id == world.perf_schema and e.completed_at >= datetime.fromisoformat(body["period"]["start"])
+        if e.schema_id == world.perf_schema and e.completed_at >= period_start
     ]  # fmt: skip
     assert body["totals"]["executions"] == len(recent)
 
@@ -166,7 +168,9 @@ async def test_trends_daily_and_weekly(client: httpx.AsyncClient, world: World) 
     day = strict_json(await client.get(f"{PERF}/schemas/{s}/trends", params={"granularity": "day"}))
     assert day["granularity"] == "day" and len(day["buckets"]) == 30
     starts = [x["bucket_start"] for x in day["buckets"]]
-    assert starts == sorted(starts) and all(x.endswith("T00:00:00Z") for x in starts)
+    assert all(x.endswith("T00:00:00Z") for x in starts)
+    instants = [datetime.fromisoformat(x) for x in starts]  # ordered as instants, not text
+    assert instants == sorted(instants)
     mine = [e for e in world.executions if e.schema_id == s]
     assert sum(x["executions"] for x in day["buckets"]) == len(mine)
     # a bucket equals a direct count of the raw executions of that UTC day
@@ -245,11 +249,14 @@ async def test_metric_this_period_against_previous(
         )
     )
     cur, prev = body["current_period"], body["previous_period"]
-    assert prev["end"] == cur["start"] and cur["days"] == prev["days"] == 5
     t = {
         k: datetime.fromisoformat(v)
-        for k, v in (("cs", cur["start"]), ("ce", cur["end"]), ("ps", prev["start"]))
-    }
+        for k, v in (
+            ("cs", cur["start"]), ("ce", cur["end"]), ("ps", prev["start"]), ("pe", prev["end"])
+        )
+    }  # fmt: skip
+    # compared as instants (the same instant can be written in more than one form)
+    assert t["pe"] == t["cs"] and cur["days"] == prev["days"] == 5
     mine = [
         e
         for e in world.executions
@@ -558,8 +565,16 @@ async def test_experiment_statuses_rows(client: httpx.AsyncClient, world: World)
         )
 
 
-async def test_experiment_status_detail(client: httpx.AsyncClient, world: World) -> None:
+async def test_experiment_status_detail(
+    client: httpx.AsyncClient, world: World, db_pool: asyncpg.Pool
+) -> None:
+    # 5 days before the session's fixture built the world, which may be many minutes ago
+    started_at = await db_pool.fetchval(
+        "SELECT started_at FROM experiments WHERE id = $1", world.multi
+    )
+    asked = datetime.now(UTC)
     body = strict_json(await client.get(f"/api/v1/experiments/{world.multi}/status"))
+    answered = datetime.now(UTC)
     assert body["metrics"][0] == "success_rate" and body["secondary_metrics"] == ["execution_time"]
     assert body["multiple_comparison_correction"] == "holm"
     control = next(v for v in body["variants"] if v["is_control"])
@@ -568,7 +583,12 @@ async def test_experiment_status_detail(client: httpx.AsyncClient, world: World)
         assert 0 <= v["completion_percent"] <= 100
         assert set(v["summary"]) == {"success_rate", "execution_time", "risk_score"}
     p = body["progress"]
-    assert p["days_elapsed"] == pytest.approx(5.0, abs=0.01)
+    # elapsed from started_at to the app's "now", which lies between asked and answered
+    # (the app runs in this process); a few seconds of slack, 6e-5 days
+    slack = timedelta(seconds=5)
+    days = [(t - started_at) / timedelta(days=1) for t in (asked - slack, answered + slack)]
+    assert days[0] <= p["days_elapsed"] <= days[1], (p["days_elapsed"], days)
+    assert days[0] > 4.99  # the fixture's started_days_ago=5.0
     if p["days_remaining"]:
         assert p["projected_completion_at"] is not None
 

@@ -1,12 +1,15 @@
 """Exposure events on the real exposures topic, and a full buffer that drops (counted)
-without slowing requests."""
+without slowing requests (no request waits for the broker: proven by counting how often
+a request gives the event loop up, not by timing it)."""
 
 from __future__ import annotations
 
 import asyncio
 import statistics
 import time
-from typing import Any
+from collections import Counter
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, Generic, TypeVar
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
@@ -19,6 +22,32 @@ from tests.unit.serving.builders import three_arm
 from .helpers import asgi_post, dead_address, eventually, publish, running, settings
 
 pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
+
+
+class Suspensions(Generic[T]):
+    """Awaits a coroutine and counts how often it suspends (waits for something: the
+    broker, room in a buffer, a lock) before it returns."""
+
+    def __init__(self, coro: Coroutine[Any, Any, T]) -> None:
+        self.coro = coro
+        self.count = 0
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                waited = self.coro.send(value) if error is None else self.coro.throw(error)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+            self.count += 1
+            try:
+                value, error = (yield waited), None
+            except BaseException as exc:  # noqa: BLE001 - e.g. cancellation: to the coroutine
+                value, error = None, exc
 
 
 async def read_all(bootstrap: str, topic: str, want: int, timeout: float = 15.0) -> list[Any]:
@@ -58,7 +87,7 @@ async def test_exposures_arrive_keyed_by_unit_with_the_decision(
         async def flushed() -> bool:
             return replica.serving.exposures.sent >= len(exposed)
 
-        assert await eventually(flushed)
+        assert await eventually(flushed, timeout=30)
         registry = replica.app.state.registry
         assert registry.get_sample_value("assignment_exposures_sent_total") == len(exposed)
         assert registry.get_sample_value("assignment_exposures_deduplicated_total") > 0
@@ -81,10 +110,12 @@ async def test_exposures_arrive_keyed_by_unit_with_the_decision(
 
 
 async def test_full_buffer_drops_without_slowing_requests(
-    kafka_bootstrap: str, topics: str
+    kafka_bootstrap: str, topics: str, report: Callable[[str], None]
 ) -> None:
     """Exposures go to a Kafka that is not there: the buffer fills, the rest is dropped
-    and counted, and requests take as long as with exposures off."""
+    and counted, and no request waits: each suspends exactly as often as the same request
+    with exposures off (a request that awaited the broker or room in the buffer would
+    suspend more). Timings are reported only ("serving timings" summary)."""
     await publish(kafka_bootstrap, topics, three_arm())
     stuck = settings(
         kafka_bootstrap,
@@ -97,15 +128,23 @@ async def test_full_buffer_drops_without_slowing_requests(
     n = 3000
     async with running(stuck) as a, running(off) as b:
         timings: dict[str, list[float]] = {"stuck": [], "off": []}
+        suspensions: dict[str, list[int]] = {"stuck": [], "off": []}
         for i in range(n):  # interleaved, so that machine noise hits both alike
             for name, replica in (("stuck", a), ("off", b)):
                 body = b'{"schema":"checkout","unit_id":"u-%d"}' % i
+                call = Suspensions(asgi_post(replica.app, "/api/v1/assign", body))
                 t0 = time.perf_counter()
-                status, _ = await asgi_post(replica.app, "/api/v1/assign", body)
+                status, _ = await call
                 timings[name].append(time.perf_counter() - t0)
+                suspensions[name].append(call.count)
                 assert status == 200
             if i % 500 == 0:
                 await asyncio.sleep(0)  # let the sender run (it cannot send)
+        # the structural form of "as fast as with exposures off": no extra waits
+        assert suspensions["stuck"] == suspensions["off"], (
+            Counter(suspensions["stuck"]),
+            Counter(suspensions["off"]),
+        )
         sink = a.serving.exposures
         assert len(sink.buffer) == 100
         assert sink.dropped == n - 100
@@ -125,8 +164,8 @@ async def test_full_buffer_drops_without_slowing_requests(
     med_off = statistics.median(timings["off"])
     p99_stuck = sorted(timings["stuck"])[int(0.99 * n)]
     p99_off = sorted(timings["off"])[int(0.99 * n)]
-    print(
-        f"\nassign with a full exposure buffer: median {med_stuck * 1e6:.0f} µs, p99 {p99_stuck * 1e6:.0f} µs; "
-        f"exposures off: median {med_off * 1e6:.0f} µs, p99 {p99_off * 1e6:.0f} µs"
+    report(
+        f"assign with a full exposure buffer: median {med_stuck * 1e6:.0f} µs, p99 {p99_stuck * 1e6:.0f} µs; "
+        f"exposures off: median {med_off * 1e6:.0f} µs, p99 {p99_off * 1e6:.0f} µs "
+        f"(suspensions per request: {dict(Counter(suspensions['stuck']))})"
     )
-    assert med_stuck < med_off * 1.3 + 20e-6

@@ -27,8 +27,14 @@ async def test_keeps_serving_the_snapshot_while_kafka_is_away(
     async with running(s) as replica:
         follower = replica.serving.follower
         before = await replica.batch("checkout", UNITS)
-        status, health = await replica.health()
-        assert status == 200 and health["status"] == "ok"
+
+        async def ok() -> bool:
+            status, health = await replica.health()
+            return status == 200 and health["status"] == "ok"
+
+        # the starting point: "ok" needs the snapshot confirmed current within the last
+        # stale_after_s (1 s), which the batches above may have delayed on this loop
+        assert await eventually(ok, timeout=20), await replica.health()
 
         # Kafka goes away: the consumer is closed, reconnections are refused
         follower.bootstrap = dead_address()
