@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,17 +27,11 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.db.migrate import apply_migrations
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG = os.environ.get("RELIABILITY_LONG", "") not in ("", "0", "false", "no")
 """``RELIABILITY_LONG=1``: the long version (more examples, more poison records)."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def unique_prefix(tag: str) -> str:

@@ -35,10 +35,10 @@ from aiokafka import AIOKafkaProducer
 
 from shared.kafka import ensure_topics
 from shared.topics import DEAD_LETTER, EXECUTIONS, EXPOSURES
+from tests.ports import free_port
 from tests.reliability.harness import (
     LONG,
     ServiceProcess,
-    free_port,
     own_database,
     read_topic,
     unique_prefix,

@@ -4,7 +4,6 @@ run serving apps in process, call them over HTTP (ASGI)."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -22,6 +21,7 @@ from shared.events import AssignmentConfig
 from shared.kafka import make_producer
 from shared.topics import CONFIG
 from tests.conftest import KEYS
+from tests.ports import free_port
 from tests.unit.serving.builders import client, serving_app
 
 
@@ -157,10 +157,7 @@ async def eventually(
 
 def dead_address() -> str:
     """A loopback address nothing listens on (connection refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"127.0.0.1:{port}"
+    return f"127.0.0.1:{free_port()}"
 
 
 def unit_ids(n: int, seed: int = 1) -> list[str]:

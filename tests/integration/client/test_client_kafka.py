@@ -4,7 +4,6 @@ all arrive."""
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
@@ -14,15 +13,10 @@ from shared.client import AbflowClient, SchemaFallback
 from shared.events import ExecutionEvent
 from shared.kafka import make_consumer
 from shared.topics import EXECUTIONS
+from tests.ports import free_port
 from tests.unit.client.client_fakes import SCHEMA_ID, FakeAssignmentService, split_arm
 
 pytestmark = pytest.mark.integration
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def consume(
@@ -80,7 +74,7 @@ async def test_fallback_with_assignment_service_down_still_reaches_kafka(
 ) -> None:
     timeout = 0.5
     async with AbflowClient(
-        f"http://127.0.0.1:{closed_port()}",
+        f"http://127.0.0.1:{free_port()}",
         kafka_bootstrap=kafka_bootstrap,
         topic_prefix=topics,
         timeout=timeout,

@@ -5,7 +5,6 @@ the planted treatment wins."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from deploy.demo.main import BEHAVIOUR_FILE, parse_args, run
 from services.simulator import BehaviourSet
 from tests.integration.client.fake_stack import FakeStack
+from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -26,16 +26,10 @@ def _strong_effect() -> BehaviourSet:
     return demo.model_copy(update={"variants": {"control": control, "treatment": treatment}})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_demo_detects_the_planted_improvement(
     kafka_bootstrap: str, topics: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with FakeStack(kafka_bootstrap, topics, _free_port()) as url:
+    with FakeStack(kafka_bootstrap, topics, free_port()) as url:
         env_file = tmp_path / "env"
         env_file.write_text(
             f"export ASSIGNMENT_URL={url}\nexport ANALYSIS_URL={url}\n"

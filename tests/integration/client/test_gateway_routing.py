@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.ports import free_port
+
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
 GATEWAY = ROOT / "deploy" / "gateway" / "main.py"
@@ -32,12 +33,6 @@ SWAGGER = (
     "const ui = SwaggerUIBundle({url: '/openapi.json', dom_id: '#swagger-ui'})"
     "</script></body></html>"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _fake_service(name: str) -> ThreadingHTTPServer:
@@ -85,7 +80,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assignment, analysis = _fake_service("assignment"), _fake_service("analysis")
     console = _fake_service("console")
     stack = tmp_path_factory.mktemp("stack")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "ABFLOW_GATEWAY_PORT": str(port),
@@ -220,8 +215,8 @@ def test_a_service_error_passes_through_unchanged(gateway: str) -> None:
 
 
 def test_a_service_that_is_down_gives_a_json_502(tmp_path: Path) -> None:
-    port = _free_port()
-    dead = str(_free_port())
+    port = free_port()
+    dead = str(free_port())
     env = {
         **os.environ,
         "ABFLOW_GATEWAY_PORT": str(port),

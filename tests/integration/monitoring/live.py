@@ -8,7 +8,6 @@ import contextlib
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ import httpx
 import pytest
 
 from tests.conftest import KEYS
+from tests.ports import free_port
 
 from .dashboards import ROOT
 
@@ -68,13 +68,6 @@ def running_stack() -> Stack:
             if status != 200:
                 pytest.fail(f"{job} at {url}/health answers {status}: {HOW_TO}", pytrace=False)
     return stack
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _render_local() -> Any:

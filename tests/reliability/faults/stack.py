@@ -19,7 +19,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from tests.ports import port_free
 
 ROOT = Path(__file__).resolve().parents[3]
 STACK_PY = ROOT / "deploy" / "local" / "stack.py"
@@ -38,15 +39,6 @@ LONG = os.environ.get("RELIABILITY_LONG", "") not in ("", "0", "false", "no")
 
 # scope of the key each kind of call sends (when the stack provisioned keys)
 _SCOPE_KEYS = {"admin": "ADMIN_API_KEY", "read": "READ_API_KEY", "client": "CLIENT_API_KEY"}
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def pick_ports() -> dict[str, int]:
@@ -68,7 +60,7 @@ def pick_ports() -> dict[str, int]:
     random.shuffle(bases)
     for base in bases:
         ports = {name: base + off for name, off in offsets.items()}
-        if all(_port_free(p) for p in ports.values()):
+        if all(port_free(p) for p in ports.values()):
             return ports
     raise RuntimeError("no free block of ports in 20000-31999")
 

@@ -33,9 +33,10 @@ from deploy.demo.scenario import create_scenario
 from shared.kafka import ensure_topics
 from shared.topics import EXECUTIONS, EXPOSURES
 from tests.integration.aggregator.generator import check_database, expected, make_stream
+from tests.ports import free_port
 from tests.reliability.faults.stack import PrivateStack
 from tests.reliability.faults.streams import end_offsets, produce_through_faults
-from tests.reliability.harness import ServiceProcess, free_port, read_topic
+from tests.reliability.harness import ServiceProcess, read_topic
 
 pytestmark = [pytest.mark.reliability, pytest.mark.faults]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -20,6 +19,7 @@ from shared.client import (
 )
 from shared.client._assign import AssignmentAPI
 from shared.client._cache import TTLCache
+from tests.ports import free_port
 from tests.unit.client.client_fakes import (
     BASE_DEFINITION,
     EXPERIMENT_ID,
@@ -38,13 +38,6 @@ FALLBACK = SchemaFallback(
     schema_version=3,
     definition=AssignedConfig.model_validate(BASE_DEFINITION),
 )
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class FakeClock:
@@ -336,7 +329,7 @@ async def test_recovery_after_the_cooldown_serves_real_answers_again() -> None:
 
 
 async def test_unreachable_service_closed_port_answers_base_within_timeout() -> None:
-    url = f"http://127.0.0.1:{closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     async with AbflowClient(url, sink=MemorySink(), timeout=0.5, fallbacks={"s": FALLBACK}) as c:
         t0 = time.perf_counter()
         a = await c.assign("s", "unit-1")
