@@ -4,10 +4,8 @@ fallback to the base version when the service cannot be reached."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import logging
-import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,6 +15,7 @@ from pydantic import ValidationError
 
 from ._cache import TTLCache
 from ._errors import AssignmentRejectedError, AssignmentUnavailableError
+from ._http import Answer, Poster, TransportFailure, make_poster
 from ._models import Assignment, ClientStats, SchemaFallback
 
 log = logging.getLogger("shared.client")
@@ -73,25 +72,18 @@ class AssignmentAPI:
         self._last_warning = -1e9
         self._transport = transport
         self._headers = dict(headers or {})
-        self._http: httpx.AsyncClient | None = None
+        self._http: Poster | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _client(self) -> httpx.AsyncClient:
+    def _client(self) -> Poster:
         if self._http is None:
-            _remember_missing_sniffio()
-            self._http = httpx.AsyncClient(
-                base_url=self.base_url,
-                transport=self._transport,
-                headers={"accept": "application/json", **self._headers},
-                timeout=httpx.Timeout(self.timeout),
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=200),
-            )
+            self._http = make_poster(self.base_url, self._headers, self._transport)
         return self._http
 
     async def close(self) -> None:
         if self._http is not None:
-            await self._http.aclose()
+            await self._http.close()
             self._http = None
 
     # ------------------------------------------------------------------ fallbacks
@@ -159,21 +151,23 @@ class AssignmentAPI:
         self.stats.assign_requests += 1
         try:
             async with asyncio.timeout(self.timeout):
-                resp = await self._client().post(ASSIGN_PATH, json=body)
-        except (httpx.TransportError, TimeoutError) as exc:
+                resp = await self._client().post(ASSIGN_PATH, json.dumps(body).encode())
+        except TransportFailure as exc:
+            raise _Unavailable(str(exc)) from exc
+        except TimeoutError as exc:
             raise _Unavailable(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
-        if resp.status_code in _RETRIABLE_STATUS or resp.status_code >= 500:
-            raise _Unavailable(f"HTTP {resp.status_code}")
-        if resp.status_code >= 400:
+        if resp.status in _RETRIABLE_STATUS or resp.status >= 500:
+            raise _Unavailable(f"HTTP {resp.status}")
+        if resp.status >= 400:
             hint = (
                 " (set CLIENT_API_KEY or api_key= to a key with scope client)"
-                if resp.status_code in (401, 403)
+                if resp.status in (401, 403)
                 else ""
             )
             raise AssignmentRejectedError(
-                f"assignment service rejected the request: HTTP {resp.status_code} "
+                f"assignment service rejected the request: HTTP {resp.status} "
                 f"{resp.text[:300]}{hint}",
-                resp.status_code,
+                resp.status,
                 _json_or_text(resp),
             )
         try:
@@ -201,15 +195,6 @@ class AssignmentAPI:
         return fb.assignment(unit_id)
 
 
-def _remember_missing_sniffio() -> None:
-    """httpcore 1.0 runs ``import sniffio`` on every request; when sniffio is not
-    installed, each failed import searches ``sys.path`` again, which costs about a third
-    of the client's CPU per request. Record the absence once so that the import fails
-    at once, exactly as before. A no-op when sniffio is installed."""
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
-
-
 def _cache_key(
     schema: str, unit_id: str, attributes: Mapping[str, Any] | None
 ) -> tuple[str, str, str]:
@@ -217,7 +202,7 @@ def _cache_key(
     return (schema, unit_id, attrs)
 
 
-def _json_or_text(resp: httpx.Response) -> object:
+def _json_or_text(resp: Answer) -> object:
     try:
         return resp.json()
     except ValueError:
