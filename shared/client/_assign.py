@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from ._cache import TTLCache
 from ._errors import AssignmentRejectedError, AssignmentUnavailableError
-from ._http import Answer, Poster, TransportFailure, make_poster
+from ._http import Answer, Poster, TransportFailure, describe, make_poster
 from ._models import Assignment, ClientStats, SchemaFallback
 
 log = logging.getLogger("shared.client")
@@ -155,7 +155,7 @@ class AssignmentAPI:
         except TransportFailure as exc:
             raise _Unavailable(str(exc)) from exc
         except TimeoutError as exc:
-            raise _Unavailable(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+            raise _Unavailable(describe(exc)) from exc
         if resp.status in _RETRIABLE_STATUS or resp.status >= 500:
             raise _Unavailable(f"HTTP {resp.status}")
         if resp.status >= 400:

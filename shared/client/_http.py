@@ -20,13 +20,18 @@ import aiohttp
 import httpx
 from yarl import URL
 
-__all__ = ["Answer", "Poster", "TransportFailure", "make_poster"]
+__all__ = ["Answer", "Poster", "TransportFailure", "describe", "make_poster"]
 
 MAX_CONNECTIONS = 200
 
 
 class TransportFailure(Exception):
     """The request did not get an answer (refused, reset, closed, protocol error)."""
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message``, or ``Type`` alone when the message is empty (a bare timeout)."""
+    return f"{type(exc).__name__}: {exc}".rstrip(": ")
 
 
 class Answer(NamedTuple):
@@ -87,7 +92,7 @@ class _AiohttpPoster:
             async with self._open().post(url, data=body) as resp:
                 return Answer(resp.status, await resp.read())
         except (aiohttp.ClientError, OSError) as exc:
-            raise TransportFailure(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+            raise TransportFailure(describe(exc)) from exc
 
     async def close(self) -> None:
         if self._session is not None:
@@ -114,7 +119,7 @@ class _HttpxPoster:
         try:
             resp = await self._http.post(path, content=body)
         except httpx.TransportError as exc:
-            raise TransportFailure(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+            raise TransportFailure(describe(exc)) from exc
         return Answer(resp.status_code, resp.content)
 
     async def close(self) -> None:
